@@ -1,0 +1,5 @@
+//! Wire formats and their conversion to and from the IR, one module per protocol, and the
+//! codecs the streaming formats share.
+
+pub mod openai;
+pub mod sse;
