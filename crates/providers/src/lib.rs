@@ -1,1 +1,11 @@
-pub fn _x(){}
+//! Provider kinds (endpoints, auth, per-provider quirks), the pooled upstream client, and the
+//! built-in mock provider.
+
+mod call;
+mod client;
+pub mod mock;
+mod provider;
+
+pub use call::{ChatOutcome, EventStream, StreamItem, chat, embeddings};
+pub use client::{Timeouts, UpstreamClient};
+pub use provider::{Provider, ProviderSpec, ProviderType};

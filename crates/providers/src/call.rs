@@ -1,0 +1,222 @@
+//! Calls to a provider in its own protocol, returning IR answers.
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde_json::Value;
+use switchyard_protocols::{openai, sse};
+use switchyard_types::{
+    ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, GatewayError,
+    JsonMap, StreamEvent,
+};
+use tokio::time::Instant;
+
+use crate::client::{read_body, retry_after, transport_error};
+use crate::{Provider, Timeouts, UpstreamClient};
+
+/// What a chat call produced once the provider accepted it.
+pub enum ChatOutcome {
+    /// A whole answer: the IR and the provider's JSON as received.
+    Complete { response: ChatResponse, body: Value },
+    Stream(EventStream),
+}
+
+/// One upstream stream event: its IR events, and its data as the provider sent it so a
+/// same-protocol client can get the bytes unchanged.
+#[derive(Debug)]
+pub struct StreamItem {
+    pub events: Vec<StreamEvent>,
+    pub raw: Option<String>,
+}
+
+/// An upstream stream. It ends after an item holding `StreamEvent::Error` if the upstream fails;
+/// dropping it closes the upstream connection at once.
+pub type EventStream = Pin<Box<dyn Stream<Item = StreamItem> + Send>>;
+
+/// Sends a chat request. `passthrough` is the client's own body when it spoke this provider's
+/// protocol: it goes upstream unchanged but for the model, so fields the IR does not know survive.
+pub async fn chat(
+    client: &UpstreamClient,
+    provider: &Provider,
+    model: &str,
+    req: &ChatRequest,
+    passthrough: Option<&JsonMap>,
+    timeouts: &Timeouts,
+) -> Result<ChatOutcome, GatewayError> {
+    let deadline = Instant::now() + timeouts.total;
+    let body = match passthrough {
+        Some(raw) => {
+            let mut body = raw.clone();
+            body.insert("model".into(), model.into());
+            if req.stream {
+                // Usage is always requested so the call can be accounted; the surface hides the
+                // usage chunk from a client that did not ask for it.
+                let opts = body.entry("stream_options").or_insert_with(|| Value::Object(JsonMap::new()));
+                if let Value::Object(o) = opts {
+                    o.insert("include_usage".into(), true.into());
+                }
+            }
+            body
+        }
+        None => openai::encode_chat_request(req, model),
+    };
+    let url = provider.endpoint_url("chat/completions", model);
+    let body = serde_json::to_vec(&body).map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
+    let request = provider.authorize(client.post(&url)).header("content-type", "application/json").body(body);
+    let resp = client.send(&provider.name, request, timeouts).await?;
+    let resp = check_status(&provider.name, resp, deadline).await?;
+    if !req.stream {
+        let bytes = read_body(&provider.name, resp, deadline).await?;
+        let body = parse_json(&provider.name, &bytes)?;
+        return Ok(ChatOutcome::Complete { response: openai::decode_chat_response(&body), body });
+    }
+    Ok(ChatOutcome::Stream(openai_stream(provider.name.clone(), resp, *timeouts, deadline)))
+}
+
+pub async fn embeddings(
+    client: &UpstreamClient,
+    provider: &Provider,
+    model: &str,
+    req: &EmbeddingRequest,
+    passthrough: Option<&JsonMap>,
+    timeouts: &Timeouts,
+) -> Result<(EmbeddingResponse, Value), GatewayError> {
+    let deadline = Instant::now() + timeouts.total;
+    let body = match passthrough {
+        Some(raw) => {
+            let mut body = raw.clone();
+            body.insert("model".into(), model.into());
+            body
+        }
+        None => openai::encode_embedding_request(req, model),
+    };
+    let url = provider.endpoint_url("embeddings", model);
+    let body = serde_json::to_vec(&body).map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
+    let request = provider.authorize(client.post(&url)).header("content-type", "application/json").body(body);
+    let resp = client.send(&provider.name, request, timeouts).await?;
+    let resp = check_status(&provider.name, resp, deadline).await?;
+    let bytes = read_body(&provider.name, resp, deadline).await?;
+    let body = parse_json(&provider.name, &bytes)?;
+    Ok((openai::decode_embedding_response(&body), body))
+}
+
+/// Turns a non-2xx answer into an upstream error carrying the provider's status and message.
+async fn check_status(
+    provider: &str,
+    resp: reqwest::Response,
+    deadline: Instant,
+) -> Result<reqwest::Response, GatewayError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let after = retry_after(resp.headers());
+    let body = read_body(provider, resp, deadline).await.unwrap_or_default();
+    Err(openai::decode_error(status.as_u16(), &body, after))
+}
+
+fn parse_json(provider: &str, bytes: &Bytes) -> Result<Value, GatewayError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        GatewayError::upstream(502, format!("provider '{provider}' sent a body that is not valid JSON: {e}"))
+            .with_code("upstream_invalid_json")
+    })
+}
+
+struct StreamState {
+    provider: String,
+    body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    sse: sse::SseDecoder,
+    chunks: openai::ChunkDecoder,
+    pending: std::collections::VecDeque<StreamItem>,
+    timeouts: Timeouts,
+    deadline: Instant,
+    done: bool,
+    /// `[DONE]` or a finish reason was seen, so the upstream closing is a normal end.
+    complete: bool,
+}
+
+fn openai_stream(provider: String, resp: reqwest::Response, timeouts: Timeouts, deadline: Instant) -> EventStream {
+    let state = StreamState {
+        provider,
+        body: Box::pin(resp.bytes_stream()),
+        sse: sse::SseDecoder::default(),
+        chunks: openai::ChunkDecoder::default(),
+        pending: Default::default(),
+        timeouts,
+        deadline,
+        done: false,
+        complete: false,
+    };
+    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(item) = st.pending.pop_front() {
+                return Some((item, st));
+            }
+            if st.done {
+                return None;
+            }
+            let wait = st.timeouts.stall.min(st.deadline.saturating_duration_since(Instant::now()));
+            let next = tokio::time::timeout(wait, st.body.next()).await;
+            let failure = match next {
+                Err(_) => Some(
+                    GatewayError::new(
+                        ErrorKind::Timeout,
+                        format!("provider '{}' stalled: no data for {} ms", st.provider, wait.as_millis()),
+                    )
+                    .with_code("stream_stall_timeout"),
+                ),
+                Ok(Some(Err(e))) => Some(transport_error(&st.provider, &e)),
+                Ok(Some(Ok(bytes))) => match st.sse.feed(&bytes) {
+                    Ok(events) => {
+                        for ev in events {
+                            st.push_event(ev);
+                        }
+                        None
+                    }
+                    Err(e) => Some(GatewayError::upstream(502, format!("provider '{}': {e}", st.provider))),
+                },
+                Ok(None) => {
+                    st.done = true;
+                    if let Some(ev) = st.sse.finish() {
+                        st.push_event(ev);
+                    }
+                    (!st.complete).then(|| {
+                        GatewayError::upstream(502, format!("provider '{}' ended the stream early", st.provider))
+                            .with_code("upstream_stream_truncated")
+                    })
+                }
+            };
+            if let Some(err) = failure {
+                st.done = true;
+                st.pending.push_back(StreamItem { events: vec![StreamEvent::Error(err)], raw: None });
+            }
+        }
+    }))
+}
+
+impl StreamState {
+    fn push_event(&mut self, ev: sse::SseEvent) {
+        if ev.data.trim() == "[DONE]" {
+            self.complete = true;
+            self.pending.push_back(StreamItem { events: Vec::new(), raw: Some(ev.data) });
+            return;
+        }
+        match self.chunks.decode(&ev.data) {
+            Ok(events) => {
+                if events.iter().any(|e| matches!(e, StreamEvent::Finish { .. } | StreamEvent::Error(_))) {
+                    self.complete = true;
+                }
+                if events.iter().any(|e| matches!(e, StreamEvent::Error(_))) {
+                    self.done = true;
+                }
+                self.pending.push_back(StreamItem { events, raw: Some(ev.data) });
+            }
+            Err(mut e) => {
+                e.message = format!("provider '{}': {}", self.provider, e.message);
+                self.done = true;
+                self.pending.push_back(StreamItem { events: vec![StreamEvent::Error(e)], raw: None });
+            }
+        }
+    }
+}

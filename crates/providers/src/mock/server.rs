@@ -1,0 +1,319 @@
+//! The mock's HTTP server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use switchyard_protocols::{openai, sse};
+
+use super::answer::{self, Answer};
+use super::faults::Faults;
+
+/// Counters a test can read at `GET /mock/stats`.
+#[derive(Default)]
+pub struct MockStats {
+    pub requests: AtomicU64,
+    /// Streams whose body is still being sent; drops to zero when clients go away.
+    pub open_streams: AtomicU64,
+    pub streams_started: AtomicU64,
+    last_request: Mutex<Value>,
+}
+
+impl MockStats {
+    fn snapshot(&self) -> Value {
+        let last = self.last_request.lock().map(|v| v.clone()).unwrap_or(Value::Null);
+        json!({
+            "requests": self.requests.load(Ordering::Relaxed),
+            "open_streams": self.open_streams.load(Ordering::Relaxed),
+            "streams_started": self.streams_started.load(Ordering::Relaxed),
+            "last_request": last,
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Mock {
+    faults: Faults,
+    stats: Arc<MockStats>,
+}
+
+/// The mock's routes. The Azure deployment paths are served too, so Azure URLs and the `api-key`
+/// header can be tested.
+pub fn router(faults: Faults) -> (Router, Arc<MockStats>) {
+    let stats = Arc::new(MockStats::default());
+    let state = Mock { faults, stats: stats.clone() };
+    let router = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/openai/deployments/{deployment}/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/openai/deployments/{deployment}/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/mock/stats", get(stats_handler))
+        .with_state(state);
+    (router, stats)
+}
+
+/// Binds `listen`, prints the address (tests read this line to find an ephemeral port), serves.
+pub async fn serve(listen: SocketAddr, faults: Faults) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    println!("switchyard mock listening on http://{addr}");
+    let (app, _) = router(faults);
+    axum::serve(listener, app).await
+}
+
+async fn stats_handler(State(mock): State<Mock>) -> Response {
+    axum::Json(mock.stats.snapshot()).into_response()
+}
+
+async fn models() -> Response {
+    axum::Json(openai::encode_model_list([openai::ModelEntry { id: "mock-model", owned_by: "switchyard-mock", created: 0 }]))
+        .into_response()
+}
+
+/// Reads the body, records the request, and applies the faults that come before any answer.
+async fn intake(mock: &Mock, req: Request) -> Result<(Faults, Value), Response> {
+    let n = mock.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024).await.unwrap_or_default();
+    let value: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let faults = mock.faults.overridden(&parts.headers, value.as_ref());
+    if let Ok(mut last) = mock.stats.last_request.lock() {
+        *last = json!({
+            "path": parts.uri.path(),
+            "query": parts.uri.query(),
+            "headers": headers_json(&parts.headers),
+            "body": value.clone().unwrap_or(Value::Null),
+        });
+    }
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    let rate_fault = faults.error_rate > 0.0
+        && ((n + 1) as f64 * faults.error_rate).floor() > (n as f64 * faults.error_rate).floor();
+    if let Some(status) = faults.status.or(rate_fault.then_some(500)) {
+        return Err(error_response(status, faults.retry_after));
+    }
+    match value {
+        Some(v) => Ok((faults, v)),
+        None => Err(error_response(400, None)),
+    }
+}
+
+fn headers_json(headers: &HeaderMap) -> Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in headers {
+        m.insert(k.as_str().to_string(), Value::String(v.to_str().unwrap_or("<binary>").to_string()));
+    }
+    Value::Object(m)
+}
+
+fn error_response(status: u16, retry_after: Option<u64>) -> Response {
+    let (kind, code) = match status {
+        400 => ("invalid_request_error", "mock_bad_request"),
+        401 => ("invalid_request_error", "invalid_api_key"),
+        403 => ("permission_error", "mock_forbidden"),
+        404 => ("invalid_request_error", "model_not_found"),
+        429 => ("requests", "rate_limit_exceeded"),
+        _ => ("server_error", "mock_fault"),
+    };
+    let body = json!({"error": {"message": format!("mock fault: status {status}"), "type": kind, "param": null, "code": code}});
+    let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response();
+    if let Some(secs) = retry_after {
+        if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+async fn chat(State(mock): State<Mock>, req: Request) -> Response {
+    let (faults, body) = match intake(&mock, req).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let ir = match body.as_object().map(openai::decode_chat_request) {
+        Some(Ok(ir)) => ir,
+        Some(Err(e)) => return (StatusCode::BAD_REQUEST, axum::Json(openai::encode_error(&e))).into_response(),
+        None => return error_response(400, None),
+    };
+    let plan = answer::plan(&ir, faults.words);
+    let id = format!("chatcmpl-mock{:012x}", answer::fnv(body.to_string().as_bytes()) & 0xffff_ffff_ffff);
+    if faults.malformed.as_deref() == Some("json") && !ir.stream {
+        return ([(header::CONTENT_TYPE, "application/json")], "{\"id\": \"broken").into_response();
+    }
+    if !ir.stream {
+        return axum::Json(complete_body(&id, &ir.model, &plan)).into_response();
+    }
+    let frames = stream_frames(&id, &ir.model, &plan, &faults, ir.stream_usage);
+    mock.stats.streams_started.fetch_add(1, Ordering::Relaxed);
+    let body = paced_body(frames, &faults, mock.stats.clone());
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn complete_body(id: &str, model: &str, plan: &Answer) -> Value {
+    let calls: Vec<Value> = plan
+        .tool_calls
+        .iter()
+        .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+        .collect();
+    let content = if calls.is_empty() { Value::String(plan.words.concat()) } else { Value::Null };
+    let mut message = json!({"role": "assistant", "content": content, "refusal": null});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": now(),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": plan.finish_reason}],
+        "usage": usage_json(plan),
+        "system_fingerprint": "fp_mock",
+    })
+}
+
+fn usage_json(plan: &Answer) -> Value {
+    let u = &plan.usage;
+    json!({
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.input_tokens + u.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    })
+}
+
+/// The SSE frames of a streamed answer, in order.
+fn stream_frames(id: &str, model: &str, plan: &Answer, faults: &Faults, include_usage: bool) -> Vec<Bytes> {
+    let created = now();
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+               "system_fingerprint": "fp_mock",
+               "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    };
+    let mut frames = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null)];
+    if plan.tool_calls.is_empty() {
+        let groups = faults.chunks.unwrap_or(plan.words.len().max(1)).max(1);
+        let per = plan.words.len().div_ceil(groups).max(1);
+        for words in plan.words.chunks(per) {
+            frames.push(chunk(json!({"content": words.concat()}), Value::Null));
+        }
+    } else {
+        for (i, call) in plan.tool_calls.iter().enumerate() {
+            let head = json!({"tool_calls": [{"index": i, "id": call.id, "type": "function",
+                                              "function": {"name": call.name, "arguments": ""}}]});
+            frames.push(chunk(head, Value::Null));
+            for piece in split_in(&call.arguments, faults.chunks.unwrap_or(3)) {
+                frames.push(chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}), Value::Null));
+            }
+        }
+    }
+    frames.push(chunk(json!({}), Value::String(plan.finish_reason.into())));
+    if include_usage {
+        frames.push(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                           "choices": [], "usage": usage_json(plan)}));
+    }
+    let mut out: Vec<Bytes> = frames.iter().map(|f| sse::encode(None, &f.to_string())).collect();
+    if faults.malformed.as_deref() == Some("sse") {
+        out.insert(1, Bytes::from_static(b"data: {\"choices\": [{\"delta\": broken\n\n"));
+    }
+    out.push(sse::encode(None, "[DONE]"));
+    out
+}
+
+/// Splits text into at most `n` non-empty pieces on character boundaries.
+fn split_in(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let per = chars.len().div_ceil(n.max(1)).max(1);
+    chars.chunks(per).map(|c| c.iter().collect()).collect()
+}
+
+/// Keeps `open_streams` honest: the body stream is dropped when the client goes away.
+struct OpenStream(Arc<MockStats>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The longest a stalled stream stays open: long enough for any timeout under test, bounded so a
+/// forgotten client cannot hold a mock task forever.
+const STALL_LIMIT: Duration = Duration::from_secs(600);
+
+fn paced_body(frames: Vec<Bytes>, faults: &Faults, stats: Arc<MockStats>) -> Body {
+    stats.open_streams.fetch_add(1, Ordering::Relaxed);
+    let guard = OpenStream(stats);
+    let delay = faults.chunk_delay;
+    let stall_after = faults.stall_after;
+    let cut_after = faults.cut_after;
+    let stream = futures_util::stream::unfold((frames.into_iter(), 0usize, guard), move |(mut it, sent, guard)| async move {
+        if sent > 0 && !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if stall_after == Some(sent) {
+            tokio::time::sleep(STALL_LIMIT).await;
+            return None;
+        }
+        if cut_after == Some(sent) {
+            let err = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock cut the stream");
+            return Some((Err(err), (it, sent + 1, guard)));
+        }
+        let frame = it.next()?;
+        Some((Ok::<_, std::io::Error>(frame), (it, sent + 1, guard)))
+    });
+    Body::from_stream(stream)
+}
+
+async fn embeddings(State(mock): State<Mock>, req: Request) -> Response {
+    let (faults, body) = match intake(&mock, req).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    if faults.malformed.as_deref() == Some("json") {
+        return ([(header::CONTENT_TYPE, "application/json")], "{\"data\": [").into_response();
+    }
+    let ir = match body.as_object().map(openai::decode_embedding_request) {
+        Some(Ok(ir)) => ir,
+        Some(Err(e)) => return (StatusCode::BAD_REQUEST, axum::Json(openai::encode_error(&e))).into_response(),
+        None => return error_response(400, None),
+    };
+    let texts: Vec<String> = match &ir.input {
+        switchyard_types::EmbeddingInput::Texts(t) => t.clone(),
+        switchyard_types::EmbeddingInput::Tokens(t) => t.iter().map(|ids| format!("{ids:?}")).collect(),
+    };
+    let dims = ir.dimensions.map_or(8, |d| d.clamp(1, 4096) as usize);
+    let base64 = ir.encoding_format.as_deref() == Some("base64");
+    let data: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let v = answer::embedding(t, dims);
+            let embedding = if base64 { json!(answer::base64_f32(&v)) } else { json!(v) };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    let tokens: usize = texts.iter().map(|t| t.split_whitespace().count().max(1)).sum();
+    axum::Json(json!({"object": "list", "data": data, "model": ir.model,
+                      "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+    .into_response()
+}
+
