@@ -1,1 +1,144 @@
-pub fn _x(){}
+//! The Switchyard HTTP server: surfaces, config loading and hot reload, and the wiring of the
+//! request stages.
+
+pub mod config;
+pub mod demo;
+mod error;
+mod reload;
+pub mod runtime;
+mod server;
+mod surfaces;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use switchyard_providers::UpstreamClient;
+
+pub use error::SurfaceError;
+pub use runtime::Runtime;
+pub use server::serve_on;
+
+/// What every handler shares. Cloning is cheap (reference counts).
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Arc<ArcSwap<Runtime>>,
+    pub client: UpstreamClient,
+    /// Why the last reload failed, while the previous config keeps serving.
+    pub reload_error: Arc<ArcSwap<Option<String>>>,
+}
+
+impl AppState {
+    pub fn new(runtime: Runtime, client: UpstreamClient) -> Self {
+        AppState {
+            runtime: Arc::new(ArcSwap::from_pointee(runtime)),
+            client,
+            reload_error: Arc::new(ArcSwap::from_pointee(None)),
+        }
+    }
+}
+
+/// The gateway's routes.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(surfaces::openai::chat_completions))
+        .route("/v1/embeddings", post(surfaces::openai::embeddings))
+        .route("/v1/models", get(surfaces::openai::models))
+        .route("/health/live", get(surfaces::ops::live))
+        .route("/health/ready", get(surfaces::ops::ready))
+        .fallback(surfaces::ops::not_found)
+        .layer(axum::middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Gives every response an `x-request-id` (a UUIDv7: unique and time-ordered, so ids sort like
+/// the log).
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// `switchyard serve` options.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// The config file; `None` uses `./switchyard.yaml` if present, else the environment.
+    pub config: Option<PathBuf>,
+    pub listen: Option<String>,
+    /// Allow a non-loopback address without any key.
+    pub insecure_no_auth: bool,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4141";
+
+/// Errors that stop `serve` from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("invalid listen address '{0}': expected HOST:PORT such as 127.0.0.1:4141")]
+    Listen(String),
+    #[error(
+        "refusing to listen on {0} without authentication: set server.master_key or keys in the config \
+         (or SWITCHYARD_MASTER_KEY), or pass --insecure-no-auth if this network is trusted"
+    )]
+    NoAuth(SocketAddr),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("{0}")]
+    Client(String),
+}
+
+/// Runs the gateway until SIGINT or SIGTERM.
+pub async fn run(opts: ServeOptions) -> Result<(), StartError> {
+    let path = match &opts.config {
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from("switchyard.yaml")).filter(|p| p.exists()),
+    };
+    let (runtime, file) = match &path {
+        Some(p) => {
+            let cfg = config::load(p).map_err(|e| StartError::Config(e.to_string()))?;
+            let rt = Runtime::build(&cfg, &p.display().to_string())
+                .map_err(|errs| StartError::Config(format!("{}: {}", p.display(), errs.join("; "))))?;
+            (rt, Some(cfg))
+        }
+        None => (Runtime::from_env(&|v| std::env::var(v).ok()), None),
+    };
+    for w in &runtime.warnings {
+        tracing::warn!("{w}");
+    }
+    let listen = opts
+        .listen
+        .clone()
+        .or_else(|| file.as_ref().and_then(|c| c.server.listen.clone()))
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let addr: SocketAddr = listen.parse().map_err(|_| StartError::Listen(listen.clone()))?;
+    if !addr.ip().is_loopback() && runtime.keys.is_open() && !opts.insecure_no_auth {
+        return Err(StartError::NoAuth(addr));
+    }
+    let server = file.map(|c| c.server).unwrap_or_default();
+    let connect = server.connect_timeout.map_or(Duration::from_secs(5), |s| s.0);
+    let grace = server.shutdown_grace.map_or(Duration::from_secs(30), |s| s.0);
+    let client = UpstreamClient::new(connect).map_err(|e| StartError::Client(e.message))?;
+    let state = AppState::new(runtime, client);
+    if let Some(p) = path {
+        tokio::spawn(reload::watch(p, state.clone()));
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| StartError::Bind(addr, e))?;
+    let local = listener.local_addr().map_err(|e| StartError::Bind(addr, e))?;
+    tracing::info!("switchyard listening on http://{local}");
+    println!("switchyard listening on http://{local}");
+    serve_on(listener, app(state), server::shutdown_signal(), grace).await;
+    Ok(())
+}

@@ -1,1 +1,158 @@
-pub fn _x(){}
+//! Who is calling and what they may use.
+//!
+//! Keys are held only as SHA-256 digests: the raw key is compared by hashing what the client
+//! presents, so a memory dump or a debug print never shows one.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+use switchyard_types::{ErrorKind, GatewayError};
+
+/// The caller of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The key's name from the config (`master` for the master key, `anonymous` without auth).
+    pub name: String,
+    pub models: ModelAllowList,
+}
+
+impl Principal {
+    pub fn anonymous() -> Principal {
+        Principal { name: "anonymous".into(), models: ModelAllowList::All }
+    }
+}
+
+/// The model names a key may use: exact names, and patterns with `*` wildcards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelAllowList {
+    All,
+    Only(Vec<String>),
+}
+
+impl ModelAllowList {
+    pub fn from_patterns(patterns: Option<Vec<String>>) -> ModelAllowList {
+        match patterns {
+            None => ModelAllowList::All,
+            Some(p) if p.iter().any(|x| x == "*") => ModelAllowList::All,
+            Some(p) => ModelAllowList::Only(p),
+        }
+    }
+
+    pub fn allows(&self, model: &str) -> bool {
+        match self {
+            ModelAllowList::All => true,
+            ModelAllowList::Only(patterns) => patterns.iter().any(|p| wildcard_match(p, model)),
+        }
+    }
+}
+
+/// `*` matches any run of characters, everything else itself.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+pub type KeyDigest = [u8; 32];
+
+pub fn digest(key: &str) -> KeyDigest {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// The keys that may call the gateway.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    keys: HashMap<KeyDigest, Principal>,
+}
+
+impl KeyRing {
+    /// Adds a key. Returns false if the same key is already present under another name.
+    pub fn insert(&mut self, raw_key: &str, principal: Principal) -> bool {
+        self.keys.insert(digest(raw_key), principal).is_none()
+    }
+
+    /// No key at all: the gateway is open (allowed only on loopback).
+    pub fn is_open(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Who presents this credential.
+    pub fn authenticate(&self, presented: Option<&str>) -> Result<Principal, GatewayError> {
+        if self.is_open() {
+            return Ok(Principal::anonymous());
+        }
+        let Some(key) = presented.filter(|k| !k.is_empty()) else {
+            return Err(GatewayError::new(
+                ErrorKind::Authentication,
+                "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY'.",
+            )
+            .with_code("missing_api_key"));
+        };
+        self.keys.get(&digest(key)).cloned().ok_or_else(|| {
+            GatewayError::new(ErrorKind::Authentication, format!("Incorrect API key provided: {}.", redact(key)))
+                .with_code("invalid_api_key")
+        })
+    }
+}
+
+/// Shows enough of a key to recognise it, never enough to use it.
+pub fn redact(key: &str) -> String {
+    let visible: String = key.chars().take(4).collect();
+    if key.chars().count() <= 8 { "****".into() } else { format!("{visible}****") }
+}
+
+/// Checks that a principal may use a model.
+pub fn authorize_model(principal: &Principal, model: &str) -> Result<(), GatewayError> {
+    if principal.models.allows(model) {
+        return Ok(());
+    }
+    Err(GatewayError::new(
+        ErrorKind::Permission,
+        format!("The key '{}' is not allowed to use the model `{model}`.", principal.name),
+    )
+    .with_code("model_not_allowed")
+    .with_param("model"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("gpt-*", "gpt-4.1"));
+        assert!(wildcard_match("*-mini", "gpt-4o-mini"));
+        assert!(wildcard_match("openai/*/x", "openai/a/b/x"));
+        assert!(!wildcard_match("gpt-*", "claude"));
+        assert!(!wildcard_match("ab*ba", "aba"));
+        assert!(wildcard_match("smart", "smart"));
+    }
+
+    #[test]
+    fn keys_are_checked_by_digest_and_never_echoed() {
+        let mut ring = KeyRing::default();
+        assert!(ring.authenticate(None).is_ok(), "no keys: open");
+        ring.insert("sk-web-123456789", Principal { name: "web".into(), models: ModelAllowList::from_patterns(Some(vec!["smart".into()])) });
+        let p = ring.authenticate(Some("sk-web-123456789")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.name, "web");
+        assert!(authorize_model(&p, "smart").is_ok());
+        assert_eq!(authorize_model(&p, "other").map_err(|e| e.http_status()), Err(403));
+        let err = ring.authenticate(Some("sk-wrong-key-value")).unwrap_err();
+        assert_eq!(err.http_status(), 401);
+        assert!(!err.message.contains("sk-wrong-key-value"));
+        assert_eq!(ring.authenticate(None).map_err(|e| e.http_status()), Err(401));
+    }
+}

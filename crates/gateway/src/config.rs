@@ -1,0 +1,411 @@
+//! The config file: its schema, `${ENV}` interpolation, and errors with line and column.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use switchyard_providers::ProviderSpec;
+
+/// The whole `switchyard.yaml`. Unknown keys are errors: a typo must not silently disable a limit.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where keys, spend and logs are stored (`sqlite://…` or `postgres://…`).
+    #[serde(default)]
+    pub storage: Option<String>,
+    /// Shared counters when several instances run (`redis://…`).
+    #[serde(default)]
+    pub redis: Option<String>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderSpec>,
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The address to listen on; `--listen` overrides it.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// The admin credential: may use every model and, later, the admin API.
+    #[serde(default)]
+    pub master_key: Option<String>,
+    /// The largest request body accepted, in bytes (default 32 MiB, for inline images).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// How long a client may take to send its request body (default 30s).
+    #[serde(default)]
+    pub client_timeout: Option<Seconds>,
+    /// How long opening a connection to a provider may take (default 5s).
+    #[serde(default)]
+    pub connect_timeout: Option<Seconds>,
+    /// How long a shutdown waits for requests in flight (default 30s).
+    #[serde(default)]
+    pub shutdown_grace: Option<Seconds>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The name clients ask for.
+    pub name: String,
+    #[serde(default)]
+    pub routing: Option<Routing>,
+    pub targets: Vec<TargetConfig>,
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    #[serde(default)]
+    pub retry: Option<RetryConfig>,
+    #[serde(default)]
+    pub timeout: Option<TimeoutConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routing {
+    Weighted,
+    RoundRobin,
+    LeastBusy,
+    Latency,
+    Cost,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub provider: String,
+    pub model: String,
+    #[serde(default)]
+    pub weight: Option<u32>,
+    #[serde(default)]
+    pub price: Option<PriceConfig>,
+}
+
+/// Dollars per million tokens.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    #[serde(default)]
+    pub input_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub output_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    #[serde(default)]
+    pub attempts: Option<usize>,
+    #[serde(default)]
+    pub on: Option<Vec<RetryCondition>>,
+}
+
+/// A status (`429`), a class (`5xx`), or `timeout` / `connect`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum RetryCondition {
+    Status(u16),
+    Named(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutConfig {
+    #[serde(default)]
+    pub first_token: Option<Seconds>,
+    #[serde(default)]
+    pub stall: Option<Seconds>,
+    #[serde(default)]
+    pub total: Option<Seconds>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub name: String,
+    pub key: String,
+    /// Model names and `*` patterns; absent means every model.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    #[serde(default)]
+    pub tpm: Option<u64>,
+    #[serde(default)]
+    pub concurrency: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    pub usd: f64,
+    #[serde(default)]
+    pub period: Option<String>,
+}
+
+/// A duration written as `500ms`, `10s`, `2m`, `1h` or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seconds(pub Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        let parsed = match Raw::deserialize(d)? {
+            Raw::Number(n) => (n.is_finite() && n >= 0.0).then(|| Duration::from_secs_f64(n)),
+            Raw::Text(t) => parse_duration(&t),
+        };
+        parsed.map(Seconds).ok_or_else(|| serde::de::Error::custom("expected a duration such as 500ms, 10s, 2m or 1h"))
+    }
+}
+
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok().filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// A config error, located where the file can say where.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}{}: {message}", location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub path: String,
+    /// Line and column, 1-based.
+    pub location: Option<(u64, u64)>,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(path: &str, message: impl Into<String>) -> Self {
+        ConfigError { path: path.to_string(), location: None, message: message.into() }
+    }
+}
+
+/// Reads, interpolates and parses a config file.
+pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(&name, format!("cannot read: {e}")))?;
+    parse(&name, &text, &|var| std::env::var(var).ok())
+}
+
+/// Parses config text. `env` looks variables up, so tests need not touch the process environment.
+pub fn parse(name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<ConfigFile, ConfigError> {
+    let text = interpolate(name, text, env)?;
+    serde_saphyr::from_str::<ConfigFile>(&text).map_err(|e| {
+        let location = e.location().map(|l| (l.line(), l.column()));
+        let message = e.to_string();
+        let message = strip_location(message.lines().next().unwrap_or_default()).to_string();
+        ConfigError { path: name.to_string(), location, message }
+    })
+}
+
+/// The library puts `error: line L column C: ` in front of its message; ours is located already.
+fn strip_location(message: &str) -> &str {
+    let rest = message.strip_prefix("error: ").unwrap_or(message);
+    if let Some(after) = rest.strip_prefix("line ") {
+        if let Some(i) = after.find(": ") {
+            if after[..i].contains("column") {
+                return &after[i + 2..];
+            }
+        }
+    }
+    rest
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}`. An unset variable without a default is an error,
+/// because an empty `master_key` or `api_key` would silently change what the gateway does.
+/// `$${` writes a literal `${`. Values are substituted as text, so line numbers stay true.
+fn interpolate(name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    for (line_no, line) in text.split_inclusive('\n').enumerate() {
+        // Comments may mention variables that are not set.
+        let code_end = comment_start(line).unwrap_or(line.len());
+        let (code, comment) = line.split_at(code_end);
+        let mut rest = code;
+        while let Some(start) = rest.find("${") {
+            if rest[..start].ends_with('$') {
+                out.push_str(&rest[..start - 1]);
+                out.push_str("${");
+                rest = &rest[start + 2..];
+                continue;
+            }
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                return Err(located(name, line_no, code, start, "unclosed ${ in variable reference"));
+            };
+            let expr = &after[..end];
+            let (var, default) = match expr.split_once(":-") {
+                Some((v, d)) => (v, Some(d)),
+                None => (expr, None),
+            };
+            let valid = !var.is_empty() && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(located(name, line_no, code, start, &format!("'{var}' is not a valid variable name")));
+            }
+            match (env(var), default) {
+                (Some(v), _) if !v.is_empty() || default.is_none() => out.push_str(&v),
+                (_, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    return Err(located(
+                        name,
+                        line_no,
+                        code,
+                        start,
+                        &format!("environment variable {var} is not set (write ${{{var}:-}} to allow it to be empty)"),
+                    ));
+                }
+                (Some(v), None) => out.push_str(&v),
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out.push_str(comment);
+    }
+    Ok(out)
+}
+
+/// Where a YAML comment starts on a line, ignoring `#` inside quotes.
+fn comment_start(line: &str) -> Option<usize> {
+    let mut quote = None;
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '#') if prev.is_whitespace() => return Some(i),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
+fn located(name: &str, line_no: usize, line: &str, byte: usize, message: &str) -> ConfigError {
+    let column = line[..byte].chars().count() as u64 + 1;
+    ConfigError { path: name.to_string(), location: Some((line_no as u64 + 1, column)), message: message.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(var: &str) -> Option<String> {
+        match var {
+            "SET" => Some("value".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    /// The example of DESIGN.md section 6, which must parse.
+    pub const DESIGN_EXAMPLE: &str = r#"
+server:
+  listen: 127.0.0.1:4141
+  master_key: ${SWITCHYARD_MASTER_KEY}
+storage: sqlite://switchyard.db          # or postgres://…
+# redis: redis://127.0.0.1:6379          # when several instances share limits, budgets and cache
+
+providers:
+  openai:    { type: openai, api_key: "${OPENAI_API_KEY}" }
+  anthropic: { type: anthropic, api_key: "${ANTHROPIC_API_KEY}" }
+  local:     { type: openai-compatible, base_url: "http://127.0.0.1:11434/v1" }
+
+models:
+  - name: smart                          # the name clients ask for
+    routing: latency                     # weighted (default) | round-robin | least-busy | latency | cost
+    targets:
+      - { provider: anthropic, model: claude-sonnet-4-5 }
+      - { provider: openai, model: gpt-4.1, weight: 2 }
+    fallbacks: [cheap]
+    retry: { attempts: 2, on: [429, 5xx, timeout] }
+    timeout: { first_token: 10s, total: 120s }
+  - name: cheap
+    targets:
+      - { provider: local, model: llama3.2, price: { input_per_mtok: 0, output_per_mtok: 0 } }
+
+keys:
+  - name: web-app
+    key: ${WEB_APP_KEY}
+    models: [smart, cheap]
+    limits: { rpm: 600, tpm: 200000 }
+    budget: { usd: 50, period: 30d }
+"#;
+
+    #[test]
+    fn interpolation_defaults_and_errors() {
+        assert_eq!(interpolate("f", "a: ${SET}\n", &env).ok().as_deref(), Some("a: value\n"));
+        assert_eq!(interpolate("f", "a: ${NOPE:-dflt}\n", &env).ok().as_deref(), Some("a: dflt\n"));
+        assert_eq!(interpolate("f", "a: ${EMPTY:-dflt}\n", &env).ok().as_deref(), Some("a: dflt\n"));
+        assert_eq!(interpolate("f", "a: $${SET}\n", &env).ok().as_deref(), Some("a: ${SET}\n"));
+        assert_eq!(interpolate("f", "a: 1 # ${NOPE}\n", &env).ok().as_deref(), Some("a: 1 # ${NOPE}\n"));
+        let e = interpolate("f", "x: 1\ny:  ${NOPE}\n", &env).unwrap_err();
+        assert_eq!(e.location, Some((2, 5)));
+        assert!(e.to_string().contains("NOPE"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_line_and_column() {
+        let text = "server:\n  listen: 127.0.0.1:1\nmodels:\n  - name: a\n    targets: []\n    retries: 3\n";
+        let e = parse("cfg.yaml", text, &env).unwrap_err();
+        assert_eq!(e.location.map(|l| l.0), Some(6), "{e}");
+        assert!(e.to_string().contains("retries"), "{e}");
+        assert!(e.to_string().starts_with("cfg.yaml:6:"), "{e}");
+        assert!(!e.to_string().contains("error: line"), "location given once: {e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("fast"), None);
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let all = |v: &str| Some(format!("test-{v}"));
+        // The `anthropic` provider kind arrives with the translation issue; until then the example
+        // is checked with that one provider swapped for an OpenAI-compatible one.
+        let text = DESIGN_EXAMPLE.replace("type: anthropic,", "type: openai-compatible, base_url: \"http://127.0.0.1:9/v1\",");
+        let cfg = parse("design.yaml", &text, &all).unwrap_or_else(|e| panic!("{e}"));
+        let rt = crate::Runtime::build(&cfg, "design.yaml").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(rt.catalogue.plan("smart").map(|p| p.steps.len()).ok(), Some(3), "2 attempts + 1 fallback target");
+        assert_eq!(cfg.models.len(), 2);
+        assert_eq!(cfg.models[0].timeout.as_ref().and_then(|t| t.first_token), Some(Seconds(Duration::from_secs(10))));
+        assert_eq!(cfg.keys[0].key, "test-WEB_APP_KEY");
+    }
+}
