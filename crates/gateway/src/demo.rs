@@ -14,19 +14,36 @@ pub const DEMO_KEY: &str = "sk-switchyard-demo";
 /// Three simulated providers with different speeds and reliability.
 fn providers() -> [(&'static str, Faults); 3] {
     [
-        ("fast", Faults { latency: Duration::from_millis(30), chunk_delay: Duration::from_millis(15), ..Default::default() }),
-        ("steady", Faults { latency: Duration::from_millis(250), chunk_delay: Duration::from_millis(60), ..Default::default() }),
+        (
+            "fast",
+            Faults { latency: Duration::from_millis(30), chunk_delay: Duration::from_millis(15), ..Default::default() },
+        ),
+        (
+            "steady",
+            Faults {
+                latency: Duration::from_millis(250),
+                chunk_delay: Duration::from_millis(60),
+                ..Default::default()
+            },
+        ),
         // Fails one request in three, so fallbacks show in `x-switchyard-attempts`.
-        ("flaky", Faults { latency: Duration::from_millis(80), error_rate: 0.34, chunk_delay: Duration::from_millis(30), ..Default::default() }),
+        (
+            "flaky",
+            Faults {
+                latency: Duration::from_millis(80),
+                error_rate: 0.34,
+                chunk_delay: Duration::from_millis(30),
+                ..Default::default()
+            },
+        ),
     ]
 }
 
 fn demo_config(ports: &[(&str, u16)]) -> String {
     let mut providers = String::new();
     for (name, port) in ports {
-        providers.push_str(&format!(
-            "  {name}: {{ type: openai-compatible, base_url: \"http://127.0.0.1:{port}/v1\" }}\n"
-        ));
+        providers
+            .push_str(&format!("  {name}: {{ type: openai-compatible, base_url: \"http://127.0.0.1:{port}/v1\" }}\n"));
     }
     format!(
         r#"server:
@@ -54,7 +71,8 @@ pub async fn run(listen: Option<String>) -> Result<(), StartError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| StartError::Bind(SocketAddr::from(([127, 0, 0, 1], 0)), e))?;
-        let port = listener.local_addr().map_err(|e| StartError::Bind(SocketAddr::from(([127, 0, 0, 1], 0)), e))?.port();
+        let port =
+            listener.local_addr().map_err(|e| StartError::Bind(SocketAddr::from(([127, 0, 0, 1], 0)), e))?.port();
         let (router, _) = mock::router(faults);
         tokio::spawn(async move { axum::serve(listener, router).await });
         ports.push((name, port));

@@ -22,7 +22,9 @@ impl IntoResponse for SurfaceError {
         let status = StatusCode::from_u16(self.error.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
         // Only the OpenAI surface exists so far; other protocols add their shapes here.
         let body = match self.protocol {
-            Protocol::OpenAi | Protocol::Anthropic | Protocol::Gemini | Protocol::Bedrock => openai::encode_error(&self.error),
+            Protocol::OpenAi | Protocol::Anthropic | Protocol::Gemini | Protocol::Bedrock => {
+                openai::encode_error(&self.error)
+            }
         };
         let mut resp = (status, axum::Json(body)).into_response();
         if let Some(after) = self.error.retry_after {

@@ -1,7 +1,7 @@
 //! Hot reload: on a change to the config file, or on SIGHUP, the new config replaces the old one
 //! whole. An invalid file changes nothing and says why.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +44,7 @@ pub async fn watch(path: PathBuf, state: AppState) {
     }
 }
 
-fn reload(path: &PathBuf, state: &AppState, why: &str) {
+fn reload(path: &Path, state: &AppState, why: &str) {
     let built = config::load(path)
         .map_err(|e| e.to_string())
         .and_then(|cfg| Runtime::build(&cfg, &path.display().to_string()).map_err(|errs| errs.join("; ")));

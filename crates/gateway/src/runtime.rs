@@ -148,7 +148,10 @@ impl Runtime {
         }
         let mut warnings = errors;
         if providers.is_empty() {
-            warnings.push("no provider is configured: set OPENAI_API_KEY (or another provider's key) or write a config file".into());
+            warnings.push(
+                "no provider is configured: set OPENAI_API_KEY (or another provider's key) or write a config file"
+                    .into(),
+            );
         }
         Runtime {
             catalogue: Catalogue::new(providers, default, Timeouts::default()),
@@ -214,7 +217,9 @@ fn retry_on(c: &RetryCondition, model: &str, errors: &mut Vec<String>) -> Option
             "timeout" => Some(RetryOn::Timeout),
             "connect" => Some(RetryOn::Connect),
             other => {
-                errors.push(format!("model '{model}': retry.on '{other}' is not one of 429, 5xx, timeout, connect or a status"));
+                errors.push(format!(
+                    "model '{model}': retry.on '{other}' is not one of 429, 5xx, timeout, connect or a status"
+                ));
                 None
             }
         },

@@ -145,7 +145,10 @@ mod tests {
     fn keys_are_checked_by_digest_and_never_echoed() {
         let mut ring = KeyRing::default();
         assert!(ring.authenticate(None).is_ok(), "no keys: open");
-        ring.insert("sk-web-123456789", Principal { name: "web".into(), models: ModelAllowList::from_patterns(Some(vec!["smart".into()])) });
+        ring.insert(
+            "sk-web-123456789",
+            Principal { name: "web".into(), models: ModelAllowList::from_patterns(Some(vec!["smart".into()])) },
+        );
         let p = ring.authenticate(Some("sk-web-123456789")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.name, "web");
         assert!(authorize_model(&p, "smart").is_ok());

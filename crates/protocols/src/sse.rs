@@ -208,7 +208,8 @@ mod tests {
 
     #[test]
     fn every_split_point_gives_the_same_events() {
-        let text = b"event: x\r\ndata: {\"a\": 1}\r\n\r\n: c\rdata:no-space\r\rdata: \xc3\xa9t\xc3\xa9\n\ndata: [DONE]\n\n";
+        let text =
+            b"event: x\r\ndata: {\"a\": 1}\r\n\r\n: c\rdata:no-space\r\rdata: \xc3\xa9t\xc3\xa9\n\ndata: [DONE]\n\n";
         let whole = decode_all(&[text]);
         assert_eq!(whole.len(), 4);
         for i in 0..=text.len() {

@@ -7,8 +7,7 @@ use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 use switchyard_protocols::{openai, sse};
 use switchyard_types::{
-    ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, GatewayError,
-    JsonMap, StreamEvent,
+    ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, GatewayError, JsonMap, StreamEvent,
 };
 use tokio::time::Instant;
 
@@ -18,7 +17,10 @@ use crate::{Provider, Timeouts, UpstreamClient};
 /// What a chat call produced once the provider accepted it.
 pub enum ChatOutcome {
     /// A whole answer: the IR and the provider's JSON as received.
-    Complete { response: ChatResponse, body: Value },
+    Complete {
+        response: Box<ChatResponse>,
+        body: Value,
+    },
     Stream(EventStream),
 }
 
@@ -69,7 +71,7 @@ pub async fn chat(
     if !req.stream {
         let bytes = read_body(&provider.name, resp, deadline).await?;
         let body = parse_json(&provider.name, &bytes)?;
-        return Ok(ChatOutcome::Complete { response: openai::decode_chat_response(&body), body });
+        return Ok(ChatOutcome::Complete { response: Box::new(openai::decode_chat_response(&body)), body });
     }
     Ok(ChatOutcome::Stream(openai_stream(provider.name.clone(), resp, *timeouts, deadline)))
 }

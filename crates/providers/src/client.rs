@@ -22,7 +22,11 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { first_byte: Duration::from_secs(60), stall: Duration::from_secs(60), total: Duration::from_secs(600) }
+        Timeouts {
+            first_byte: Duration::from_secs(60),
+            stall: Duration::from_secs(60),
+            total: Duration::from_secs(600),
+        }
     }
 }
 
@@ -123,7 +127,11 @@ pub(crate) fn transport_error(provider: &str, e: &reqwest::Error) -> GatewayErro
     }
     let mut err = GatewayError::new(
         ErrorKind::Unavailable,
-        if detail.is_empty() { format!("provider '{provider}' {what}") } else { format!("provider '{provider}' {what}: {detail}") },
+        if detail.is_empty() {
+            format!("provider '{provider}' {what}")
+        } else {
+            format!("provider '{provider}' {what}: {detail}")
+        },
     );
     err.status = Some(502);
     err.code = Some(if e.is_connect() { "upstream_connect_error" } else { "upstream_transport_error" }.into());

@@ -50,7 +50,10 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempts: None, on: vec![RetryOn::RateLimited, RetryOn::ServerError, RetryOn::Timeout, RetryOn::Connect] }
+        RetryPolicy {
+            attempts: None,
+            on: vec![RetryOn::RateLimited, RetryOn::ServerError, RetryOn::Timeout, RetryOn::Connect],
+        }
     }
 }
 
@@ -141,7 +144,11 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
-    pub fn new(providers: HashMap<String, Arc<Provider>>, default_provider: Option<String>, direct_timeouts: Timeouts) -> Self {
+    pub fn new(
+        providers: HashMap<String, Arc<Provider>>,
+        default_provider: Option<String>,
+        direct_timeouts: Timeouts,
+    ) -> Self {
         Catalogue { providers, default_provider, direct_timeouts, ..Default::default() }
     }
 
@@ -173,21 +180,29 @@ impl Catalogue {
     pub fn plan(&self, model: &str) -> Result<Plan, GatewayError> {
         let Some(route) = self.models.get(model) else {
             return self.direct(model).ok_or_else(|| {
-                GatewayError::new(ErrorKind::NotFound, format!("The model `{model}` does not exist or you do not have access to it."))
-                    .with_code("model_not_found")
-                    .with_param("model")
+                GatewayError::new(
+                    ErrorKind::NotFound,
+                    format!("The model `{model}` does not exist or you do not have access to it."),
+                )
+                .with_code("model_not_found")
+                .with_param("model")
             });
         };
+        // Fallbacks are followed breadth-first and transitively (a → b → c), each model once,
+        // so a chain written across models works and a cycle cannot loop.
         let mut steps = Vec::new();
-        let mut seen = vec![route.name.as_str()];
-        self.push_steps(route, &mut steps);
-        for fallback in &route.fallbacks {
-            if seen.contains(&fallback.as_str()) {
-                continue;
-            }
-            seen.push(fallback);
-            if let Some(r) = self.models.get(fallback) {
-                self.push_steps(r, &mut steps);
+        let mut queue = std::collections::VecDeque::from([route.clone()]);
+        let mut seen = vec![route.name.clone()];
+        while let Some(r) = queue.pop_front() {
+            self.push_steps(&r, &mut steps);
+            for fallback in &r.fallbacks {
+                if seen.contains(fallback) {
+                    continue;
+                }
+                seen.push(fallback.clone());
+                if let Some(next) = self.models.get(fallback) {
+                    queue.push_back(next.clone());
+                }
             }
         }
         Ok(Plan { steps })
@@ -207,7 +222,8 @@ impl Catalogue {
             _ => (self.default_provider.as_deref()?, model),
         };
         let provider = self.providers.get(provider)?.clone();
-        let target = Arc::new(Target { provider, model: upstream_model.to_string(), weight: 1, health: Health::default() });
+        let target =
+            Arc::new(Target { provider, model: upstream_model.to_string(), weight: 1, health: Health::default() });
         let route = Arc::new(ModelRoute::new(
             model.to_string(),
             vec![target.clone()],

@@ -57,8 +57,9 @@ where
             }
         }
     }
-    let mut error = last_error
-        .unwrap_or_else(|| GatewayError::new(ErrorKind::Unavailable, "The model has no target to send the request to."));
+    let mut error = last_error.unwrap_or_else(|| {
+        GatewayError::new(ErrorKind::Unavailable, "The model has no target to send the request to.")
+    });
     if attempts.len() > 1 {
         let tried: Vec<String> = attempts
             .iter()

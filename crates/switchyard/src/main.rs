@@ -112,7 +112,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config, listen, insecure_no_auth } => {
-                switchyard_gateway::run(ServeOptions { config, listen, insecure_no_auth }).await.map_err(|e| e.to_string())
+                switchyard_gateway::run(ServeOptions { config, listen, insecure_no_auth })
+                    .await
+                    .map_err(|e| e.to_string())
             }
             Command::Demo { listen } => demo::run(listen).await.map_err(|e| e.to_string()),
             Command::Mock(args) => mock::serve(args.listen, faults(&args)).await.map_err(|e| e.to_string()),
@@ -143,7 +145,7 @@ fn faults(a: &MockArgs) -> Faults {
     }
 }
 
-fn check(file: &PathBuf) -> ExitCode {
+fn check(file: &std::path::Path) -> ExitCode {
     let cfg = match config::load(file) {
         Ok(c) => c,
         Err(e) => {

@@ -159,23 +159,29 @@ pub struct FilePart {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MediaSource {
-    Url { url: String },
+    Url {
+        url: String,
+    },
     /// Inline bytes, base64-encoded, with their media type when known.
-    Base64 { media_type: Option<String>, data: String },
+    Base64 {
+        media_type: Option<String>,
+        data: String,
+    },
     /// A file uploaded to the provider beforehand.
-    FileId { id: String },
+    FileId {
+        id: String,
+    },
 }
 
 impl MediaSource {
     /// Parses a `data:` URL into inline bytes; any other URL stays a URL.
     pub fn from_url(url: &str) -> MediaSource {
-        if let Some(rest) = url.strip_prefix("data:") {
-            if let Some((meta, data)) = rest.split_once(',') {
-                if let Some(media_type) = meta.strip_suffix(";base64") {
-                    let media_type = (!media_type.is_empty()).then(|| media_type.to_string());
-                    return MediaSource::Base64 { media_type, data: data.to_string() };
-                }
-            }
+        if let Some(rest) = url.strip_prefix("data:")
+            && let Some((meta, data)) = rest.split_once(',')
+            && let Some(media_type) = meta.strip_suffix(";base64")
+        {
+            let media_type = (!media_type.is_empty()).then(|| media_type.to_string());
+            return MediaSource::Base64 { media_type, data: data.to_string() };
         }
         MediaSource::Url { url: url.to_string() }
     }
@@ -230,12 +236,7 @@ pub struct ToolCall {
 pub enum ResponseFormat {
     Text,
     JsonObject,
-    JsonSchema {
-        name: String,
-        description: Option<String>,
-        schema: Option<Value>,
-        strict: Option<bool>,
-    },
+    JsonSchema { name: String, description: Option<String>, schema: Option<Value>, strict: Option<bool> },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -25,7 +25,12 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 /// Reads a request body, bounded in size and in time so a slow or huge upload cannot tie up the
 /// gateway.
-pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize, timeout: Duration) -> Result<Bytes, GatewayError> {
+pub async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, GatewayError> {
     let too_large = || {
         GatewayError::new(ErrorKind::PayloadTooLarge, format!("The request body exceeds the limit of {limit} bytes."))
             .with_code("request_too_large")
@@ -47,7 +52,8 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize, timeout: D
         Ok(buf.freeze())
     };
     tokio::time::timeout(timeout, read).await.map_err(|_| {
-        let mut e = GatewayError::new(ErrorKind::Timeout, "The request body was not received in time.").with_code("client_timeout");
+        let mut e = GatewayError::new(ErrorKind::Timeout, "The request body was not received in time.")
+            .with_code("client_timeout");
         e.status = Some(408);
         e
     })?

@@ -54,7 +54,8 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
         async move {
             let provider = &step.target.provider;
             let passthrough = (provider.protocol() == Protocol::OpenAi).then_some(raw);
-            switchyard_providers::chat(client, provider, &step.target.model, req, passthrough, &step.route.timeouts).await
+            switchyard_providers::chat(client, provider, &step.target.model, req, passthrough, &step.route.timeouts)
+                .await
         }
     })
     .await;
@@ -76,7 +77,8 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
 }
 
 fn sse_response(events: EventStream, passthrough: bool, include_usage: bool) -> Response {
-    let mut relay = Relay { encoder: openai::ChunkEncoder::new(include_usage), passthrough, include_usage, ended: false };
+    let mut relay =
+        Relay { encoder: openai::ChunkEncoder::new(include_usage), passthrough, include_usage, ended: false };
     let frames = events
         .map(move |item| relay.frames(item))
         .chain(futures_util::stream::once(async { Vec::new() }))
@@ -156,8 +158,15 @@ pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body:
         async move {
             let provider = &step.target.provider;
             let passthrough = (provider.protocol() == Protocol::OpenAi).then_some(raw);
-            switchyard_providers::embeddings(client, provider, &step.target.model, req, passthrough, &step.route.timeouts)
-                .await
+            switchyard_providers::embeddings(
+                client,
+                provider,
+                &step.target.model,
+                req,
+                passthrough,
+                &step.route.timeouts,
+            )
+            .await
         }
     })
     .await;
@@ -180,10 +189,10 @@ pub async fn models(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Ok(p) => p,
         Err(e) => return SurfaceError::openai(e).into_response(),
     };
-    let entries = rt
-        .catalogue
-        .public_models()
-        .filter(|m| principal.models.allows(m))
-        .map(|id| openai::ModelEntry { id, owned_by: "switchyard", created: 0 });
+    let entries = rt.catalogue.public_models().filter(|m| principal.models.allows(m)).map(|id| openai::ModelEntry {
+        id,
+        owned_by: "switchyard",
+        created: 0,
+    });
     axum::Json(openai::encode_model_list(entries)).into_response()
 }

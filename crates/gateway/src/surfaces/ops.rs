@@ -26,5 +26,6 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 pub async fn not_found() -> Response {
-    SurfaceError::openai(GatewayError::new(ErrorKind::NotFound, "Unknown path.").with_code("unknown_url")).into_response()
+    SurfaceError::openai(GatewayError::new(ErrorKind::NotFound, "Unknown path.").with_code("unknown_url"))
+        .into_response()
 }

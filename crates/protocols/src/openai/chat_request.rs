@@ -3,9 +3,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard_types::{
-    AudioPart, ChatRequest, ContentPart, Extra, FilePart, GatewayError, ImagePart, JsonMap,
-    MediaSource, Message, Protocol, ReasoningConfig, ResponseFormat, Role, Sampling, SystemPrompt,
-    TextPart, Tool, ToolCall, ToolChoice,
+    AudioPart, ChatRequest, ContentPart, Extra, FilePart, GatewayError, ImagePart, JsonMap, MediaSource, Message,
+    Protocol, ReasoningConfig, ResponseFormat, Role, Sampling, SystemPrompt, TextPart, Tool, ToolCall, ToolChoice,
 };
 
 use super::from_object;
@@ -219,9 +218,11 @@ struct WireJsonSchema {
 pub fn decode_chat_request(body: &JsonMap) -> Result<ChatRequest, GatewayError> {
     let wire: WireRequest = from_object(body)?;
     if wire.messages.is_empty() {
-        return Err(GatewayError::invalid("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.")
-            .with_param("messages")
-            .with_code("empty_array"));
+        return Err(GatewayError::invalid(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+        )
+        .with_param("messages")
+        .with_code("empty_array"));
     }
     let mut system = Vec::new();
     let mut messages = Vec::new();
@@ -288,12 +289,9 @@ pub fn decode_chat_request(body: &JsonMap) -> Result<ChatRequest, GatewayError> 
     let response_format = wire.response_format.map(|f| match f {
         WireResponseFormat::Text => ResponseFormat::Text,
         WireResponseFormat::JsonObject => ResponseFormat::JsonObject,
-        WireResponseFormat::JsonSchema { json_schema: s } => ResponseFormat::JsonSchema {
-            name: s.name,
-            description: s.description,
-            schema: s.schema,
-            strict: s.strict,
-        },
+        WireResponseFormat::JsonSchema { json_schema: s } => {
+            ResponseFormat::JsonSchema { name: s.name, description: s.description, schema: s.schema, strict: s.strict }
+        }
     });
     let stream = wire.stream.unwrap_or(false);
     Ok(ChatRequest {
@@ -512,10 +510,10 @@ fn encode_message(m: &Message) -> Value {
 
 /// A single text part is sent as a plain string, the form every OpenAI-compatible server takes.
 fn encode_content(parts: &[ContentPart]) -> Value {
-    if let [ContentPart::Text(t)] = parts {
-        if t.extra.is_empty() {
-            return Value::String(t.text.clone());
-        }
+    if let [ContentPart::Text(t)] = parts
+        && t.extra.is_empty()
+    {
+        return Value::String(t.text.clone());
     }
     Value::Array(
         parts

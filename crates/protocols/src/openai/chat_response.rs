@@ -2,8 +2,7 @@
 
 use serde_json::{Map, Value, json};
 use switchyard_types::{
-    ChatResponse, Choice, ContentPart, Extra, FinishReason, JsonMap, Message, Protocol, Reasoning,
-    Role, ToolCall,
+    ChatResponse, Choice, ContentPart, Extra, FinishReason, JsonMap, Message, Protocol, Reasoning, Role, ToolCall,
 };
 
 use super::{decode_usage, encode_usage, str_field};
@@ -48,11 +47,7 @@ fn decode_choice(c: &Value, position: usize) -> Choice {
             .map(|call| ToolCall {
                 id: str_field(call, "id").unwrap_or_default(),
                 name: call.pointer("/function/name").and_then(Value::as_str).unwrap_or_default().to_string(),
-                arguments: call
-                    .pointer("/function/arguments")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                arguments: call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or_default().to_string(),
                 signature: None,
             })
             .collect();

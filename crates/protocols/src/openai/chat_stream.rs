@@ -170,7 +170,11 @@ mod tests {
         let events: Vec<StreamEvent> =
             chunks.iter().flat_map(|c| dec.decode(c).unwrap_or_else(|e| panic!("{e}"))).collect();
         assert!(matches!(&events[0], StreamEvent::Start { id, .. } if id == "c"));
-        assert!(events.contains(&StreamEvent::Usage(Usage { input_tokens: 3, output_tokens: 4, ..Default::default() })));
+        assert!(events.contains(&StreamEvent::Usage(Usage {
+            input_tokens: 3,
+            output_tokens: 4,
+            ..Default::default()
+        })));
         assert!(events.contains(&StreamEvent::Finish { choice: 0, reason: FinishReason::ToolCalls }));
 
         // Re-encoding and decoding again gives the same events.

@@ -3,8 +3,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard_types::{
-    Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingVector, Extra,
-    GatewayError, JsonMap, Protocol,
+    Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingVector, Extra, GatewayError, JsonMap,
+    Protocol,
 };
 
 use super::{decode_usage, from_object, str_field};
@@ -43,13 +43,14 @@ pub fn decode_embedding_request(body: &JsonMap) -> Result<EmbeddingRequest, Gate
     if input.is_empty() {
         return Err(GatewayError::invalid("'input' must not be empty.").with_param("input"));
     }
-    if let Some(f) = wire.encoding_format.as_deref() {
-        if f != "float" && f != "base64" {
-            return Err(GatewayError::invalid(format!(
-                "Invalid value for 'encoding_format': '{f}'. Expected 'float' or 'base64'."
-            ))
-            .with_param("encoding_format"));
-        }
+    if let Some(f) = wire.encoding_format.as_deref()
+        && f != "float"
+        && f != "base64"
+    {
+        return Err(GatewayError::invalid(format!(
+            "Invalid value for 'encoding_format': '{f}'. Expected 'float' or 'base64'."
+        ))
+        .with_param("encoding_format"));
     }
     Ok(EmbeddingRequest {
         model: wire.model,
@@ -110,11 +111,8 @@ pub fn decode_embedding_response(v: &Value) -> EmbeddingResponse {
 }
 
 pub fn encode_embedding_response(r: &EmbeddingResponse) -> Value {
-    let data: Vec<Value> = r
-        .data
-        .iter()
-        .map(|e| json!({"object": "embedding", "index": e.index, "embedding": e.vector}))
-        .collect();
+    let data: Vec<Value> =
+        r.data.iter().map(|e| json!({"object": "embedding", "index": e.index, "embedding": e.vector})).collect();
     json!({
         "object": "list",
         "data": data,
@@ -139,7 +137,9 @@ mod tests {
             let req = decode_embedding_request(&parse_object(body.as_bytes()).unwrap_or_default());
             assert_eq!(req.map(|r| r.input.len()).ok(), Some(n), "{body}");
         }
-        for bad in [r#"{"model":"e","input":[]}"#, r#"{"model":"e"}"#, r#"{"model":"e","input":"a","encoding_format":"hex"}"#] {
+        for bad in
+            [r#"{"model":"e","input":[]}"#, r#"{"model":"e"}"#, r#"{"model":"e","input":"a","encoding_format":"hex"}"#]
+        {
             assert!(decode_embedding_request(&parse_object(bad.as_bytes()).unwrap_or_default()).is_err(), "{bad}");
         }
     }

@@ -15,8 +15,7 @@ pub use chat_request::{decode_chat_request, encode_chat_request};
 pub use chat_response::{decode_chat_response, encode_chat_response};
 pub use chat_stream::{ChunkDecoder, ChunkEncoder};
 pub use embeddings::{
-    decode_embedding_request, decode_embedding_response, encode_embedding_request,
-    encode_embedding_response,
+    decode_embedding_request, decode_embedding_response, encode_embedding_request, encode_embedding_response,
 };
 pub use error::{decode_error, encode_error};
 pub use models::{ModelEntry, encode_model_list};

@@ -4,8 +4,30 @@ use serde_json::{Map, Value, json};
 use switchyard_types::{ChatRequest, ContentPart, Role, ToolChoice, Usage};
 
 const WORDS: &[&str] = &[
-    "switchyard", "routes", "every", "request", "to", "the", "best", "model", "with", "care", "and", "speed",
-    "tokens", "flow", "through", "a", "gateway", "that", "counts", "each", "cent", "stream", "answer", "fast",
+    "switchyard",
+    "routes",
+    "every",
+    "request",
+    "to",
+    "the",
+    "best",
+    "model",
+    "with",
+    "care",
+    "and",
+    "speed",
+    "tokens",
+    "flow",
+    "through",
+    "a",
+    "gateway",
+    "that",
+    "counts",
+    "each",
+    "cent",
+    "stream",
+    "answer",
+    "fast",
 ];
 
 /// The default answer length, in words.
@@ -109,7 +131,7 @@ fn arguments_for(schema: Option<&Value>, seed: u64) -> Value {
         let value = match prop.get("type").and_then(Value::as_str) {
             Some("integer") => json!((seed >> (i % 48)) % 100),
             Some("number") => json!(((seed >> (i % 48)) % 1000) as f64 / 10.0),
-            Some("boolean") => json!(seed.rotate_left(i as u32) % 2 == 0),
+            Some("boolean") => json!(seed.rotate_left(i as u32).is_multiple_of(2)),
             Some("array") => json!([]),
             Some("object") => json!({}),
             _ => match prop.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {

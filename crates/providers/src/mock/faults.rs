@@ -38,7 +38,9 @@ impl Faults {
         let mut set = |name: &str, value: String| {
             let num = || value.trim().parse::<f64>().ok().filter(|n| n.is_finite() && *n >= 0.0);
             match name {
-                "latency-ms" | "latency_ms" => f.latency = num().map_or(f.latency, |n| Duration::from_secs_f64(n / 1000.0)),
+                "latency-ms" | "latency_ms" => {
+                    f.latency = num().map_or(f.latency, |n| Duration::from_secs_f64(n / 1000.0))
+                }
                 "status" => f.status = num().map(|n| n as u16).filter(|s| (100..600).contains(s)),
                 "retry-after" | "retry_after" => f.retry_after = num().map(|n| n as u64),
                 "error-rate" | "error_rate" => f.error_rate = num().unwrap_or(0.0).min(1.0),

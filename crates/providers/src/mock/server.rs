@@ -2,8 +2,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -76,8 +76,12 @@ async fn stats_handler(State(mock): State<Mock>) -> Response {
 }
 
 async fn models() -> Response {
-    axum::Json(openai::encode_model_list([openai::ModelEntry { id: "mock-model", owned_by: "switchyard-mock", created: 0 }]))
-        .into_response()
+    axum::Json(openai::encode_model_list([openai::ModelEntry {
+        id: "mock-model",
+        owned_by: "switchyard-mock",
+        created: 0,
+    }]))
+    .into_response()
 }
 
 /// Reads the body, records the request, and applies the faults that come before any answer.
@@ -127,11 +131,12 @@ fn error_response(status: u16, retry_after: Option<u64>) -> Response {
         _ => ("server_error", "mock_fault"),
     };
     let body = json!({"error": {"message": format!("mock fault: status {status}"), "type": kind, "param": null, "code": code}});
-    let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response();
-    if let Some(secs) = retry_after {
-        if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    let mut resp =
+        (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response();
+    if let Some(secs) = retry_after
+        && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
     resp
 }
@@ -222,7 +227,8 @@ fn stream_frames(id: &str, model: &str, plan: &Answer, faults: &Faults, include_
                                               "function": {"name": call.name, "arguments": ""}}]});
             frames.push(chunk(head, Value::Null));
             for piece in split_in(&call.arguments, faults.chunks.unwrap_or(3)) {
-                frames.push(chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}), Value::Null));
+                frames
+                    .push(chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}), Value::Null));
             }
         }
     }
@@ -265,21 +271,22 @@ fn paced_body(frames: Vec<Bytes>, faults: &Faults, stats: Arc<MockStats>) -> Bod
     let delay = faults.chunk_delay;
     let stall_after = faults.stall_after;
     let cut_after = faults.cut_after;
-    let stream = futures_util::stream::unfold((frames.into_iter(), 0usize, guard), move |(mut it, sent, guard)| async move {
-        if sent > 0 && !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        if stall_after == Some(sent) {
-            tokio::time::sleep(STALL_LIMIT).await;
-            return None;
-        }
-        if cut_after == Some(sent) {
-            let err = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock cut the stream");
-            return Some((Err(err), (it, sent + 1, guard)));
-        }
-        let frame = it.next()?;
-        Some((Ok::<_, std::io::Error>(frame), (it, sent + 1, guard)))
-    });
+    let stream =
+        futures_util::stream::unfold((frames.into_iter(), 0usize, guard), move |(mut it, sent, guard)| async move {
+            if sent > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if stall_after == Some(sent) {
+                tokio::time::sleep(STALL_LIMIT).await;
+                return None;
+            }
+            if cut_after == Some(sent) {
+                let err = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock cut the stream");
+                return Some((Err(err), (it, sent + 1, guard)));
+            }
+            let frame = it.next()?;
+            Some((Ok::<_, std::io::Error>(frame), (it, sent + 1, guard)))
+        });
     Body::from_stream(stream)
 }
 
@@ -316,4 +323,3 @@ async fn embeddings(State(mock): State<Mock>, req: Request) -> Response {
                       "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
     .into_response()
 }
-
