@@ -47,22 +47,22 @@ pub async fn chat(
     timeouts: &Timeouts,
 ) -> Result<ChatOutcome, GatewayError> {
     let deadline = Instant::now() + timeouts.total;
-    let body = match passthrough {
+    let mut body = match passthrough {
         Some(raw) => {
             let mut body = raw.clone();
             body.insert("model".into(), model.into());
-            if req.stream {
-                // Usage is always requested so the call can be accounted; the surface hides the
-                // usage chunk from a client that did not ask for it.
-                let opts = body.entry("stream_options").or_insert_with(|| Value::Object(JsonMap::new()));
-                if let Value::Object(o) = opts {
-                    o.insert("include_usage".into(), true.into());
-                }
-            }
             body
         }
         None => openai::encode_chat_request(req, model),
     };
+    if req.stream {
+        // Usage is always requested so the call can be accounted; the surface hides the usage
+        // chunk from a client that did not ask for it.
+        let opts = body.entry("stream_options").or_insert_with(|| Value::Object(JsonMap::new()));
+        if let Value::Object(o) = opts {
+            o.insert("include_usage".into(), true.into());
+        }
+    }
     let url = provider.endpoint_url("chat/completions", model);
     let body = serde_json::to_vec(&body).map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
     let request = provider.authorize(client.post(&url)).header("content-type", "application/json").body(body);

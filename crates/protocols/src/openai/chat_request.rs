@@ -456,9 +456,9 @@ pub fn encode_chat_request(req: &ChatRequest, model: &str) -> JsonMap {
     }
     if req.stream {
         body.insert("stream".into(), true.into());
-        // The gateway always asks for usage so it can account for the call; whether the client
-        // sees the usage chunk is the surface's decision.
-        body.insert("stream_options".into(), json!({ "include_usage": true }));
+        if req.stream_usage {
+            body.insert("stream_options".into(), json!({ "include_usage": true }));
+        }
     }
     insert_opt(&mut body, "user", req.user.clone());
     insert_opt(&mut body, "metadata", req.metadata.clone());
