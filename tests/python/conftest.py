@@ -11,7 +11,6 @@ import os
 import queue
 import subprocess
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -69,8 +68,10 @@ class Proc:
 
         threading.Thread(target=pump, name=f"{self.name}-stdout", daemon=True).start()
         try:
-            first = lines.get(timeout=STARTUP_TIMEOUT_S).decode("utf-8", "replace").strip()
+            first: str | None = lines.get(timeout=STARTUP_TIMEOUT_S).decode("utf-8", "replace").strip()
         except queue.Empty:
+            first = None
+        if first is None:
             self.stop()
             pytest.fail(
                 f"{self.name} printed no address within {STARTUP_TIMEOUT_S:.0f}s\n"
@@ -91,7 +92,8 @@ class Proc:
 
     def stderr_text(self, limit: int = 8000) -> str:
         try:
-            self._log.flush()
+            if not self._log.closed:
+                self._log.flush()
             return self.log_path.read_text(errors="replace")[-limit:]
         except OSError as e:
             return f"<cannot read {self.log_path}: {e}>"
@@ -199,11 +201,3 @@ def mock_stats(mock_url: str) -> Callable[[], dict[str, Any]]:
 
     return read
 
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
