@@ -6,26 +6,40 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use switchyard_policy::{Principal, authorize_model};
+use switchyard_policy::authorize_model;
 use switchyard_protocols::{openai, sse};
 use switchyard_providers::{ChatOutcome, EventStream, StreamItem};
-use switchyard_router::{Execution, execute};
-use switchyard_types::{GatewayError, Protocol, StreamEvent};
+use switchyard_router::{Execution, Plan, execute};
+use switchyard_types::{GatewayError, JsonMap, Protocol, StreamEvent};
 
 use super::{presented_key, read_body, routing_headers};
 use crate::AppState;
 use crate::error::SurfaceError;
 use crate::runtime::Runtime;
 
-/// Authenticates, reads and parses the body: the steps every OpenAI endpoint shares.
-async fn admit(
+/// A request that passed admission: the client's JSON, its IR, and the plan of attempts.
+struct Admitted<R> {
+    raw: JsonMap,
+    req: R,
+    plan: Plan,
+}
+
+/// The stages every OpenAI endpoint shares: authenticate, read and decode the body, check the
+/// key may use the model, and plan the attempts.
+async fn admit<R>(
     rt: &Runtime,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Principal, switchyard_types::JsonMap), GatewayError> {
+    decode: fn(&JsonMap) -> Result<R, GatewayError>,
+    model: fn(&R) -> &str,
+) -> Result<Admitted<R>, GatewayError> {
     let principal = rt.keys.authenticate(presented_key(headers))?;
     let bytes = read_body(body, headers, rt.max_body_bytes, rt.client_timeout).await?;
-    Ok((principal, openai::parse_object(&bytes)?))
+    let raw = openai::parse_object(&bytes)?;
+    let req = decode(&raw)?;
+    authorize_model(&principal, model(&req))?;
+    let plan = rt.catalogue.plan(model(&req))?;
+    Ok(Admitted { raw, req, plan })
 }
 
 /// Renders an execution's failure with the routing headers, so a client can see what was tried.
@@ -37,17 +51,11 @@ fn failure<T>(exec: &Execution<T>, error: GatewayError) -> Response {
 
 pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let rt = state.runtime.load_full();
-    let prepared = async {
-        let (principal, raw) = admit(&rt, &headers, body).await?;
-        let req = openai::decode_chat_request(&raw)?;
-        authorize_model(&principal, &req.model)?;
-        let plan = rt.catalogue.plan(&req.model)?;
-        Ok::<_, GatewayError>((raw, req, plan))
-    };
-    let (raw, req, plan) = match prepared.await {
-        Ok(v) => v,
-        Err(e) => return SurfaceError::openai(e).into_response(),
-    };
+    let Admitted { raw, req, plan } =
+        match admit(&rt, &headers, body, openai::decode_chat_request, |r| r.model.as_str()).await {
+            Ok(v) => v,
+            Err(e) => return SurfaceError::openai(e).into_response(),
+        };
     let client = &state.client;
     let exec = execute(&plan, |step| {
         let (req, raw) = (&req, &raw);
@@ -141,17 +149,11 @@ fn is_usage_only(events: &[StreamEvent]) -> bool {
 
 pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let rt = state.runtime.load_full();
-    let prepared = async {
-        let (principal, raw) = admit(&rt, &headers, body).await?;
-        let req = openai::decode_embedding_request(&raw)?;
-        authorize_model(&principal, &req.model)?;
-        let plan = rt.catalogue.plan(&req.model)?;
-        Ok::<_, GatewayError>((raw, req, plan))
-    };
-    let (raw, req, plan) = match prepared.await {
-        Ok(v) => v,
-        Err(e) => return SurfaceError::openai(e).into_response(),
-    };
+    let Admitted { raw, req, plan } =
+        match admit(&rt, &headers, body, openai::decode_embedding_request, |r| r.model.as_str()).await {
+            Ok(v) => v,
+            Err(e) => return SurfaceError::openai(e).into_response(),
+        };
     let client = &state.client;
     let exec = execute(&plan, |step| {
         let (req, raw) = (&req, &raw);
