@@ -315,17 +315,21 @@ def assert_vectors_close(a: list[float], b: list[float], tol: float = 1e-6) -> N
         assert math.isclose(x, y, rel_tol=tol, abs_tol=tol), (x, y)
 
 
-def test_embeddings_base64_default_equals_float(client: openai.OpenAI, mock_stats: Any) -> None:
+def test_embeddings_base64_default_equals_float(client: openai.OpenAI) -> None:
     text = "the quick brown fox"
-    default = client.embeddings.create(model=EMBED, input=text)
-    # The SDK asked for base64 (and decoded it); check that is really what went upstream.
-    assert mock_stats()["last_request"]["body"]["encoding_format"] == "base64"
-    floats = client.embeddings.create(model=EMBED, input=text, encoding_format="float")
-    assert mock_stats()["last_request"]["body"]["encoding_format"] == "float"
+    # The SDK's default asks for base64 and decodes it; on the wire the gateway must answer base64.
+    raw = client.embeddings.with_raw_response.create(model=EMBED, input=text)
+    wire = raw.http_response.json()["data"][0]["embedding"]
+    assert isinstance(wire, str), f"expected a base64 string on the wire, got {type(wire).__name__}"
+    default = raw.parse()
+    floats_raw = client.embeddings.with_raw_response.create(model=EMBED, input=text, encoding_format="float")
+    assert isinstance(floats_raw.http_response.json()["data"][0]["embedding"], list)
+    floats = floats_raw.parse()
 
     a, b = default.data[0].embedding, floats.data[0].embedding
     assert isinstance(a, list) and all(isinstance(x, float) for x in a)
     assert len(a) > 0
+    assert len(wire) == 4 * math.ceil(4 * len(a) / 3), "base64 of little-endian f32s"
     assert_vectors_close(a, b)
     assert any(abs(x) > 1e-3 for x in a), "vector is all zeros"
     assert default.object == "list" and default.data[0].object == "embedding"
