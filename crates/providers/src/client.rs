@@ -50,6 +50,11 @@ impl UpstreamClient {
             .pool_idle_timeout(Duration::from_secs(50))
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
+            // HTTP/1.1 only: over HTTP/2, hyper multiplexes every request to a host on one
+            // connection, and providers cap concurrent streams per connection at about 100, so
+            // request 101 would wait (tensorzero#3450). An HTTP/1.1 pool opens a connection per
+            // request in flight instead, which is what a gateway under load needs.
+            .http1_only()
             // Upstream redirects are never followed: a POST with a credential must not wander.
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -371,3 +371,31 @@ async fn a_slow_client_is_timed_out_and_the_gateway_stays_healthy() {
     let resp = client().get(format!("{}/health/live", gw.url)).send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test]
+async fn more_than_a_hundred_concurrent_streams_all_complete() {
+    // Providers cap streams per HTTP/2 connection at about 100; the upstream pool must not.
+    let up = mock(&["--chunk-delay-ms", "20", "--words", "10"]);
+    let (gw, _) = gateway(&simple_config(&up, ""));
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let client = client();
+    let tasks: Vec<_> = (0..150)
+        .map(|i| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let body = json!({"model": "chat", "messages": user(&format!("stream {i}")), "stream": true});
+                let resp = client.post(&url).bearer_auth(MASTER).json(&body).send().await.ok()?;
+                let text = resp.text().await.ok()?;
+                text.contains("data: [DONE]").then_some(())
+            })
+        })
+        .collect();
+    let mut completed = 0;
+    for t in tasks {
+        if matches!(t.await, Ok(Some(()))) {
+            completed += 1;
+        }
+    }
+    assert_eq!(completed, 150);
+    assert_eq!(mock_stats(&up).await["streams_started"], 150);
+}
