@@ -25,6 +25,25 @@ pub struct ConfigFile {
     pub models: Vec<ModelConfig>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// Conditional routing, tried in order; the first match decides.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The condition (see docs/routing.md); absent matches every request.
+    #[serde(default)]
+    pub when: Option<serde_json::Value>,
+    /// Send matching requests to this model…
+    #[serde(default)]
+    pub model: Option<String>,
+    /// …or split them between models by percentage.
+    #[serde(default)]
+    pub split: Option<BTreeMap<String, u32>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -60,10 +79,46 @@ pub struct ModelConfig {
     pub targets: Vec<TargetConfig>,
     #[serde(default)]
     pub fallbacks: Vec<String>,
+    /// Models to use when a request is too long for this one.
+    #[serde(default)]
+    pub context_fallbacks: Vec<String>,
+    /// Models to use when the provider refuses the content.
+    #[serde(default)]
+    pub content_policy_fallbacks: Vec<String>,
     #[serde(default)]
     pub retry: Option<RetryConfig>,
     #[serde(default)]
     pub timeout: Option<TimeoutConfig>,
+    /// Route requests with the same key, user, session or header value to the same target.
+    #[serde(default)]
+    pub sticky: Option<String>,
+    #[serde(default)]
+    pub breaker: Option<BreakerConfig>,
+    #[serde(default)]
+    pub hedge: Option<HedgeConfig>,
+    /// Continue a broken stream on another target (see docs/routing.md for when this is sound).
+    #[serde(default)]
+    pub recover_streams: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    #[serde(default)]
+    pub failures: Option<u32>,
+    #[serde(default)]
+    pub error_rate: Option<f64>,
+    #[serde(default)]
+    pub cooldown: Option<Seconds>,
+    #[serde(default)]
+    pub max_cooldown: Option<Seconds>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HedgeConfig {
+    /// A duration, or `p95` for the target's observed 95th percentile time to first token.
+    pub after: String,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -83,6 +138,12 @@ pub struct TargetConfig {
     pub model: String,
     #[serde(default)]
     pub weight: Option<u32>,
+    /// Priority tier: 1 (default) first; a higher tier only when no lower one is available.
+    #[serde(default)]
+    pub tier: Option<u32>,
+    /// The model's context window in tokens; longer requests skip this target.
+    #[serde(default)]
+    pub context_window: Option<u64>,
     #[serde(default)]
     pub price: Option<PriceConfig>,
 }
@@ -108,6 +169,12 @@ pub struct RetryConfig {
     pub attempts: Option<usize>,
     #[serde(default)]
     pub on: Option<Vec<RetryCondition>>,
+    /// First backoff before retrying the same target (default 100ms; doubles, with jitter).
+    #[serde(default)]
+    pub backoff: Option<Seconds>,
+    /// Longest wait for a provider's `retry-after` when no other target can answer (default 5s).
+    #[serde(default)]
+    pub max_wait: Option<Seconds>,
 }
 
 /// A status (`429`), a class (`5xx`), or `timeout` / `connect`.
@@ -403,7 +470,11 @@ keys:
             DESIGN_EXAMPLE.replace("type: anthropic,", "type: openai-compatible, base_url: \"http://127.0.0.1:9/v1\",");
         let cfg = parse("design.yaml", &text, &all).unwrap_or_else(|e| panic!("{e}"));
         let rt = crate::Runtime::build(&cfg, "design.yaml").unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(rt.catalogue.plan("smart").map(|p| p.steps.len()).ok(), Some(3), "2 attempts + 1 fallback target");
+        let headers = http::HeaderMap::new();
+        let caller = switchyard_router::Caller { key: "k", user: None, session: None, headers: &headers };
+        let plan = rt.catalogue.plan("smart", &[], Default::default(), &caller).unwrap_or_else(|e| panic!("{e}"));
+        let legs: Vec<&str> = plan.legs.iter().map(|l| l.route.name.as_str()).collect();
+        assert_eq!(legs, ["smart", "cheap"]);
         assert_eq!(cfg.models.len(), 2);
         assert_eq!(cfg.models[0].timeout.as_ref().and_then(|t| t.first_token), Some(Seconds(Duration::from_secs(10))));
         assert_eq!(cfg.keys[0].key, "test-WEB_APP_KEY");

@@ -86,7 +86,9 @@ pub async fn run(listen: Option<String>) -> Result<(), StartError> {
     let local = listener.local_addr().map_err(|e| StartError::Bind(addr, e))?;
     let client = UpstreamClient::new(Duration::from_secs(2)).map_err(|e| StartError::Client(e.message))?;
     println!("{}", banner(local));
-    serve_on(listener, app(AppState::new(runtime, client)), server::shutdown_signal(), Duration::from_secs(5)).await;
+    let state = AppState::new(runtime, client);
+    crate::probes::start(&state);
+    serve_on(listener, app(state), server::shutdown_signal(), Duration::from_secs(5)).await;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod demo;
 mod error;
+mod probes;
 mod reload;
 pub mod runtime;
 mod server;
@@ -54,6 +55,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(surfaces::openai::models))
         .route("/health/live", get(surfaces::ops::live))
         .route("/health/ready", get(surfaces::ops::ready))
+        .route("/admin/targets", get(surfaces::admin::targets))
+        .route("/admin/models/{model}/targets/{index}/{action}", post(surfaces::admin::drain))
         .fallback(surfaces::ops::not_found)
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
@@ -132,6 +135,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), StartError> {
     let grace = server.shutdown_grace.map_or(Duration::from_secs(30), |s| s.0);
     let client = UpstreamClient::new(connect).map_err(|e| StartError::Client(e.message))?;
     let state = AppState::new(runtime, client);
+    probes::start(&state);
     if let Some(p) = path {
         tokio::spawn(reload::watch(p, state.clone()));
     }

@@ -55,6 +55,7 @@ fn reload(path: &Path, state: &AppState, why: &str) {
             }
             state.runtime.store(Arc::new(rt));
             state.reload_error.store(Arc::new(None));
+            crate::probes::start(state);
             tracing::info!("config reloaded from {} ({why})", path.display());
         }
         Err(e) => {

@@ -7,15 +7,19 @@ use std::time::Duration;
 
 use switchyard_policy::{KeyRing, ModelAllowList, Principal};
 use switchyard_providers::{Provider, ProviderSpec, ProviderType, Timeouts};
-use switchyard_router::{Catalogue, ModelRoute, RetryOn, RetryPolicy, Strategy, Target};
+use switchyard_router::{
+    BreakerPolicy, Catalogue, Health, HedgeAfter, ModelRoute, Price, RetryOn, RetryPolicy, Rule, Sticky, Strategy,
+    Target,
+};
 
-use crate::config::{ConfigFile, RetryCondition, Routing};
+use crate::config::{ConfigFile, ModelConfig, RetryCondition, Routing, parse_duration};
 
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Runtime {
     pub catalogue: Catalogue,
+    pub rules: Vec<Rule>,
     pub keys: KeyRing,
     pub max_body_bytes: usize,
     pub client_timeout: Duration,
@@ -31,7 +35,7 @@ impl Runtime {
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         let providers = build_providers(&cfg.providers, &mut errors);
-        let mut catalogue = Catalogue::new(providers.clone(), None, Timeouts::default());
+        let mut catalogue = Catalogue::new(providers.clone(), None);
         let names: HashSet<&str> = cfg.models.iter().map(|m| m.name.as_str()).collect();
         let mut seen = HashSet::new();
         for m in &cfg.models {
@@ -39,61 +43,30 @@ impl Runtime {
                 errors.push(format!("model '{}' is defined twice", m.name));
                 continue;
             }
-            if m.targets.is_empty() {
-                errors.push(format!("model '{}' has no targets", m.name));
-            }
-            let mut targets = Vec::new();
-            for t in &m.targets {
-                match providers.get(&t.provider) {
-                    Some(p) => targets.push(Arc::new(Target {
-                        provider: p.clone(),
-                        model: t.model.clone(),
-                        weight: t.weight.unwrap_or(1),
-                        health: Default::default(),
-                    })),
-                    None if cfg.providers.contains_key(&t.provider) => {} // already reported
-                    None => errors.push(format!("model '{}': target provider '{}' is not defined", m.name, t.provider)),
+            match build_route(m, &providers, &names, &mut warnings) {
+                Ok(route) => catalogue.add(route),
+                Err(mut errs) => {
+                    if errs.is_empty() {
+                        continue;
+                    }
+                    errors.append(&mut errs);
                 }
             }
-            for f in &m.fallbacks {
-                if !names.contains(f.as_str()) {
-                    errors.push(format!("model '{}': fallback '{f}' is not a defined model", m.name));
-                }
-            }
-            let strategy = match m.routing.unwrap_or(Routing::Weighted) {
-                Routing::Weighted => Strategy::Weighted,
-                Routing::RoundRobin => Strategy::RoundRobin,
-                other => {
-                    warnings.push(format!(
-                        "model '{}': routing '{}' is not available in this version; weighted routing is used",
-                        m.name,
-                        match other {
-                            Routing::LeastBusy => "least-busy",
-                            Routing::Latency => "latency",
-                            _ => "cost",
+        }
+        let mut rules = Vec::new();
+        for (i, r) in cfg.rules.iter().enumerate() {
+            let name = r.name.clone().unwrap_or_else(|| format!("#{}", i + 1));
+            match Rule::compile(&name, r.when.as_ref(), r.model.as_deref(), r.split.as_ref()) {
+                Ok(rule) => {
+                    for m in rule.models() {
+                        if !names.contains(m) {
+                            errors.push(format!("rule '{name}': model '{m}' is not defined"));
                         }
-                    ));
-                    Strategy::Weighted
+                    }
+                    rules.push(rule);
                 }
-            };
-            let retry = match &m.retry {
-                None => RetryPolicy::default(),
-                Some(r) => RetryPolicy {
-                    attempts: r.attempts,
-                    on: match &r.on {
-                        None => RetryPolicy::default().on,
-                        Some(on) => on.iter().filter_map(|c| retry_on(c, &m.name, &mut errors)).collect(),
-                    },
-                },
-            };
-            let defaults = Timeouts::default();
-            let t = m.timeout.clone().unwrap_or_default();
-            let timeouts = Timeouts {
-                first_byte: t.first_token.map_or(defaults.first_byte, |s| s.0),
-                stall: t.stall.map_or(defaults.stall, |s| s.0),
-                total: t.total.map_or(defaults.total, |s| s.0),
-            };
-            catalogue.add(ModelRoute::new(m.name.clone(), targets, strategy, m.fallbacks.clone(), retry, timeouts));
+                Err(e) => errors.push(e.to_string()),
+            }
         }
         let keys = build_keys(cfg, &mut errors);
         if cfg.keys.iter().any(|k| k.limits.is_some() || k.budget.is_some()) {
@@ -104,6 +77,7 @@ impl Runtime {
         }
         Ok(Runtime {
             catalogue,
+            rules,
             keys,
             max_body_bytes: cfg.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
             client_timeout: cfg.server.client_timeout.map_or(DEFAULT_CLIENT_TIMEOUT, |s| s.0),
@@ -132,9 +106,11 @@ impl Runtime {
             let spec = ProviderSpec {
                 kind,
                 api_key: Some(key),
+                api_keys: Vec::new(),
                 base_url: url_var.and_then(env).filter(|u| !u.is_empty()),
                 api_version: (kind == ProviderType::AzureOpenai).then(|| env("AZURE_OPENAI_API_VERSION")).flatten(),
                 headers: BTreeMap::new(),
+                health_check: None,
             };
             specs.insert(name.to_string(), spec);
             order.push(name);
@@ -144,7 +120,7 @@ impl Runtime {
         let default = order.into_iter().find(|n| providers.contains_key(*n)).map(str::to_string);
         let mut keys = KeyRing::default();
         if let Some(master) = env("SWITCHYARD_MASTER_KEY").filter(|k| !k.is_empty()) {
-            keys.insert(&master, Principal { name: "master".into(), models: ModelAllowList::All });
+            keys.insert(&master, Principal { name: "master".into(), models: ModelAllowList::All, admin: true });
         }
         let mut warnings = errors;
         if providers.is_empty() {
@@ -154,7 +130,8 @@ impl Runtime {
             );
         }
         Runtime {
-            catalogue: Catalogue::new(providers, default, Timeouts::default()),
+            catalogue: Catalogue::new(providers, default),
+            rules: Vec::new(),
             keys,
             max_body_bytes: DEFAULT_MAX_BODY,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
@@ -162,6 +139,126 @@ impl Runtime {
             warnings,
         }
     }
+}
+
+/// Compiles one model. An empty error list with `Err` never happens; errors name the model.
+fn build_route(
+    m: &ModelConfig,
+    providers: &HashMap<String, Arc<Provider>>,
+    names: &HashSet<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<ModelRoute, Vec<String>> {
+    let mut errors = Vec::new();
+    let name = &m.name;
+    if m.targets.is_empty() {
+        errors.push(format!("model '{name}' has no targets"));
+    }
+    let defaults = BreakerPolicy::default();
+    let breaker = m.breaker.as_ref().map_or(defaults, |b| BreakerPolicy {
+        failures: b.failures.unwrap_or(defaults.failures).max(1),
+        error_rate: b.error_rate.unwrap_or(defaults.error_rate).clamp(0.01, 1.0),
+        cooldown: b.cooldown.map_or(defaults.cooldown, |s| s.0),
+        max_cooldown: b.max_cooldown.map_or(defaults.max_cooldown, |s| s.0),
+    });
+    let mut targets = Vec::new();
+    for t in &m.targets {
+        let Some(p) = providers.get(&t.provider) else {
+            errors.push(format!("model '{name}': target provider '{}' is not defined (or is invalid)", t.provider));
+            continue;
+        };
+        let mut target = Target::new(p.clone(), t.model.clone());
+        target.weight = t.weight.unwrap_or(1);
+        target.tier = t.tier.unwrap_or(1);
+        target.context_window = t.context_window;
+        target.price = t.price.as_ref().map(|p| Price {
+            input_per_mtok: p.input_per_mtok.unwrap_or(0.0),
+            output_per_mtok: p.output_per_mtok.unwrap_or(0.0),
+        });
+        target.health = Health::new(breaker);
+        targets.push(Arc::new(target));
+    }
+    let lists = [
+        ("fallback", &m.fallbacks),
+        ("context fallback", &m.context_fallbacks),
+        ("content-policy fallback", &m.content_policy_fallbacks),
+    ];
+    for (what, list) in lists {
+        for f in list.iter() {
+            if !names.contains(f.as_str()) {
+                errors.push(format!("model '{name}': {what} '{f}' is not a defined model"));
+            }
+        }
+    }
+    let strategy = match m.routing.unwrap_or(Routing::Weighted) {
+        Routing::Weighted => Strategy::Weighted,
+        Routing::RoundRobin => Strategy::RoundRobin,
+        Routing::LeastBusy => Strategy::LeastBusy,
+        Routing::Latency => Strategy::Latency,
+        Routing::Cost => {
+            if targets.iter().any(|t| t.price.is_none()) {
+                warnings.push(format!("model '{name}': cost routing puts targets without a price last"));
+            }
+            Strategy::Cost
+        }
+    };
+    let defaults = RetryPolicy::default();
+    let retry = match &m.retry {
+        None => defaults,
+        Some(r) => RetryPolicy {
+            attempts: r.attempts,
+            on: match &r.on {
+                None => defaults.on,
+                Some(on) => on.iter().filter_map(|c| retry_on(c, name, &mut errors)).collect(),
+            },
+            backoff: r.backoff.map_or(defaults.backoff, |s| s.0),
+            max_wait: r.max_wait.map_or(defaults.max_wait, |s| s.0),
+        },
+    };
+    let sticky = match m.sticky.as_deref() {
+        None => None,
+        Some("key") => Some(Sticky::Key),
+        Some("user") => Some(Sticky::User),
+        Some("session") => Some(Sticky::Session),
+        Some(other) => match other.strip_prefix("header:") {
+            Some(h) if !h.is_empty() => Some(Sticky::Header(h.to_ascii_lowercase())),
+            _ => {
+                errors.push(format!("model '{name}': sticky must be key, user, session or header:NAME, not '{other}'"));
+                None
+            }
+        },
+    };
+    let hedge = match m.hedge.as_ref().map(|h| h.after.trim()) {
+        None => None,
+        Some("p95") => Some(HedgeAfter::P95 { until_known: Duration::from_secs(2) }),
+        Some(d) => match parse_duration(d) {
+            Some(d) => Some(HedgeAfter::Fixed(d)),
+            None => {
+                errors.push(format!("model '{name}': hedge.after must be a duration or p95, not '{d}'"));
+                None
+            }
+        },
+    };
+    let defaults = Timeouts::default();
+    let t = m.timeout.clone().unwrap_or_default();
+    let timeouts = Timeouts {
+        first_token: t.first_token.map_or(defaults.first_token, |s| s.0),
+        stall: t.stall.map_or(defaults.stall, |s| s.0),
+        total: t.total.map_or(defaults.total, |s| s.0),
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut route = ModelRoute::new(name.clone(), targets);
+    route.strategy = strategy;
+    route.sticky = sticky;
+    route.fallbacks = m.fallbacks.clone();
+    route.context_fallbacks = m.context_fallbacks.clone();
+    route.content_fallbacks = m.content_policy_fallbacks.clone();
+    route.retry = retry;
+    route.timeouts = timeouts;
+    route.hedge = hedge;
+    route.recover_streams = m.recover_streams;
+    Ok(route)
 }
 
 fn build_providers(specs: &BTreeMap<String, ProviderSpec>, errors: &mut Vec<String>) -> HashMap<String, Arc<Provider>> {
@@ -187,7 +284,7 @@ fn build_keys(cfg: &ConfigFile, errors: &mut Vec<String>) -> KeyRing {
         if master.is_empty() {
             errors.push("server.master_key is empty: remove it or give it a value".into());
         } else {
-            keys.insert(master, Principal { name: "master".into(), models: ModelAllowList::All });
+            keys.insert(master, Principal { name: "master".into(), models: ModelAllowList::All, admin: true });
         }
     }
     let mut names = HashSet::new();
@@ -199,7 +296,8 @@ fn build_keys(cfg: &ConfigFile, errors: &mut Vec<String>) -> KeyRing {
             errors.push(format!("key '{}': the key must be at least 8 characters", k.name));
             continue;
         }
-        let principal = Principal { name: k.name.clone(), models: ModelAllowList::from_patterns(k.models.clone()) };
+        let principal =
+            Principal { name: k.name.clone(), models: ModelAllowList::from_patterns(k.models.clone()), admin: false };
         if !keys.insert(&k.key, principal) {
             errors.push(format!("key '{}': the same key value is used by another key", k.name));
         }
@@ -261,7 +359,10 @@ mod tests {
         };
         let rt = Runtime::from_env(&env);
         assert!(rt.catalogue.provider("groq").is_some());
-        assert!(rt.catalogue.plan("llama-3.3-70b").is_ok(), "bare names go to the default provider");
+        let headers = http::HeaderMap::new();
+        let caller = switchyard_router::Caller { key: "k", user: None, session: None, headers: &headers };
+        let plan = rt.catalogue.plan("llama-3.3-70b", &[], Default::default(), &caller);
+        assert!(plan.is_ok(), "bare names go to the default provider");
         assert!(!rt.keys.is_open());
     }
 }

@@ -14,11 +14,13 @@ pub struct Principal {
     /// The key's name from the config (`master` for the master key, `anonymous` without auth).
     pub name: String,
     pub models: ModelAllowList,
+    /// May use the admin API.
+    pub admin: bool,
 }
 
 impl Principal {
     pub fn anonymous() -> Principal {
-        Principal { name: "anonymous".into(), models: ModelAllowList::All }
+        Principal { name: "anonymous".into(), models: ModelAllowList::All, admin: false }
     }
 }
 
@@ -114,6 +116,14 @@ pub fn redact(key: &str) -> String {
     if key.chars().count() <= 8 { "****".into() } else { format!("{visible}****") }
 }
 
+/// Checks that a principal may use the admin API.
+pub fn authorize_admin(principal: &Principal) -> Result<(), GatewayError> {
+    if principal.admin {
+        return Ok(());
+    }
+    Err(GatewayError::new(ErrorKind::Permission, "The admin API needs the master key.").with_code("admin_only"))
+}
+
 /// Checks that a principal may use a model.
 pub fn authorize_model(principal: &Principal, model: &str) -> Result<(), GatewayError> {
     if principal.models.allows(model) {
@@ -147,7 +157,11 @@ mod tests {
         assert!(ring.authenticate(None).is_ok(), "no keys: open");
         ring.insert(
             "sk-web-123456789",
-            Principal { name: "web".into(), models: ModelAllowList::from_patterns(Some(vec!["smart".into()])) },
+            Principal {
+                name: "web".into(),
+                models: ModelAllowList::from_patterns(Some(vec!["smart".into()])),
+                admin: false,
+            },
         );
         let p = ring.authenticate(Some("sk-web-123456789")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.name, "web");

@@ -46,7 +46,8 @@ pub async fn chat(
     passthrough: Option<&JsonMap>,
     timeouts: &Timeouts,
 ) -> Result<ChatOutcome, GatewayError> {
-    let deadline = Instant::now() + timeouts.total;
+    let started = Instant::now();
+    let deadline = started + timeouts.total;
     let mut body = match passthrough {
         Some(raw) => {
             let mut body = raw.clone();
@@ -63,17 +64,48 @@ pub async fn chat(
             o.insert("include_usage".into(), true.into());
         }
     }
-    let url = provider.endpoint_url("chat/completions", model);
-    let body = serde_json::to_vec(&body).map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
-    let request = provider.authorize(client.post(&url)).header("content-type", "application/json").body(body);
-    let resp = client.send(&provider.name, request, timeouts).await?;
-    let resp = check_status(&provider.name, resp, deadline).await?;
+    let resp = post_json(client, provider, "chat/completions", model, &body, timeouts, deadline).await?;
     if !req.stream {
         let bytes = read_body(&provider.name, resp, deadline).await?;
         let body = parse_json(&provider.name, &bytes)?;
         return Ok(ChatOutcome::Complete { response: Box::new(openai::decode_chat_response(&body)), body });
     }
-    Ok(ChatOutcome::Stream(openai_stream(provider.name.clone(), resp, *timeouts, deadline)))
+    let stream = openai_stream(provider.name.clone(), resp, *timeouts, deadline);
+    first_token(&provider.name, stream, started + timeouts.first_token.min(timeouts.total))
+        .await
+        .map(ChatOutcome::Stream)
+}
+
+/// Waits for a stream's first content (text, tool call, reasoning, refusal or finish) and returns
+/// the stream with what was read put back in front. Until then nothing has reached the client, so
+/// an error or a late first token fails the attempt and the router may try the next target.
+async fn first_token(provider: &str, mut stream: EventStream, by: Instant) -> Result<EventStream, GatewayError> {
+    let mut head = Vec::new();
+    loop {
+        let item = tokio::time::timeout_at(by, stream.next()).await.map_err(|_| {
+            GatewayError::new(ErrorKind::Timeout, format!("provider '{provider}' sent no first token in time"))
+                .with_code("first_token_timeout")
+        })?;
+        let Some(item) = item else { break };
+        if let Some(StreamEvent::Error(e)) = item.events.iter().find(|e| matches!(e, StreamEvent::Error(_))) {
+            return Err(e.clone());
+        }
+        let content = item.events.iter().any(|e| {
+            matches!(
+                e,
+                StreamEvent::Text { .. }
+                    | StreamEvent::ToolCall { .. }
+                    | StreamEvent::Reasoning { .. }
+                    | StreamEvent::Refusal { .. }
+                    | StreamEvent::Finish { .. }
+            )
+        });
+        head.push(item);
+        if content {
+            break;
+        }
+    }
+    Ok(Box::pin(futures_util::stream::iter(head).chain(stream)))
 }
 
 pub async fn embeddings(
@@ -93,28 +125,44 @@ pub async fn embeddings(
         }
         None => openai::encode_embedding_request(req, model),
     };
-    let url = provider.endpoint_url("embeddings", model);
-    let body = serde_json::to_vec(&body).map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
-    let request = provider.authorize(client.post(&url)).header("content-type", "application/json").body(body);
-    let resp = client.send(&provider.name, request, timeouts).await?;
-    let resp = check_status(&provider.name, resp, deadline).await?;
+    let resp = post_json(client, provider, "embeddings", model, &body, timeouts, deadline).await?;
     let bytes = read_body(&provider.name, resp, deadline).await?;
     let body = parse_json(&provider.name, &bytes)?;
     Ok((openai::decode_embedding_response(&body), body))
 }
 
-/// Turns a non-2xx answer into an upstream error carrying the provider's status and message.
-async fn check_status(
-    provider: &str,
-    resp: reqwest::Response,
+/// Sends a JSON body to one of the provider's endpoints with one of its keys, and turns a non-2xx
+/// answer into an upstream error carrying the provider's status, message and `retry-after`.
+async fn post_json(
+    client: &UpstreamClient,
+    provider: &Provider,
+    endpoint: &str,
+    model: &str,
+    body: &JsonMap,
+    timeouts: &Timeouts,
     deadline: Instant,
 ) -> Result<reqwest::Response, GatewayError> {
+    let url = provider.endpoint_url(endpoint, model);
+    let body = serde_json::to_vec(body).map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
+    let (request, key) = provider.authorize(client.post(&url)).map_err(|wait| {
+        GatewayError::new(
+            ErrorKind::RateLimited,
+            format!("provider '{}' has no usable API key right now", provider.name),
+        )
+        .with_code("no_usable_provider_key")
+        .with_retry_after(wait)
+    })?;
+    let request = request.header("content-type", "application/json").body(body);
+    let resp = client.send(&provider.name, request, timeouts).await?;
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
     }
     let after = retry_after(resp.headers());
-    let body = read_body(provider, resp, deadline).await.unwrap_or_default();
+    if let Some(key) = key {
+        provider.report_key(key, status.as_u16(), after);
+    }
+    let body = read_body(&provider.name, resp, deadline).await.unwrap_or_default();
     Err(openai::decode_error(status.as_u16(), &body, after))
 }
 

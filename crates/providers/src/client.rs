@@ -10,9 +10,10 @@ use tokio::time::Instant;
 /// The time limits of one upstream attempt.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timeouts {
-    /// From sending the request to the response headers: a provider that has not begun to answer
-    /// by then is treated as down for this attempt, while nothing has reached the client.
-    pub first_byte: Duration,
+    /// From sending the request to the first token (for a stream: the first content event; for a
+    /// whole answer: the response headers). A provider that has not begun to answer by then fails
+    /// this attempt while nothing has reached the client, so the next target can take over.
+    pub first_token: Duration,
     /// The longest silence between two chunks of a stream. LLM streams tick every few tens of
     /// milliseconds; a long silence is a stuck upstream, not a slow model.
     pub stall: Duration,
@@ -23,7 +24,7 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
-            first_byte: Duration::from_secs(60),
+            first_token: Duration::from_secs(60),
             stall: Duration::from_secs(60),
             total: Duration::from_secs(600),
         }
@@ -62,18 +63,23 @@ impl UpstreamClient {
         Ok(UpstreamClient { http })
     }
 
+    /// The underlying client, for requests that are not provider calls (health probes).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub fn post(&self, url: &str) -> reqwest::RequestBuilder {
         self.http.post(url)
     }
 
-    /// Sends a request and waits for the response headers, within `first_byte`.
+    /// Sends a request and waits for the response headers, within `first_token`.
     pub async fn send(
         &self,
         provider: &str,
         req: reqwest::RequestBuilder,
         timeouts: &Timeouts,
     ) -> Result<reqwest::Response, GatewayError> {
-        let wait = timeouts.first_byte.min(timeouts.total);
+        let wait = timeouts.first_token.min(timeouts.total);
         match tokio::time::timeout(wait, req.send()).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(transport_error(provider, &e)),
@@ -81,7 +87,7 @@ impl UpstreamClient {
                 ErrorKind::Timeout,
                 format!("provider '{provider}' sent no response within {} ms", wait.as_millis()),
             )
-            .with_code("first_byte_timeout")),
+            .with_code("first_token_timeout")),
         }
     }
 }

@@ -8,4 +8,4 @@ mod provider;
 
 pub use call::{ChatOutcome, EventStream, StreamItem, chat, embeddings};
 pub use client::{Timeouts, UpstreamClient};
-pub use provider::{Provider, ProviderSpec, ProviderType};
+pub use provider::{HealthCheckSpec, Provider, ProviderSpec, ProviderType};

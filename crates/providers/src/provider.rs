@@ -1,6 +1,9 @@
 //! What a provider is: its kind, where it lives and how it authenticates.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use switchyard_types::Protocol;
@@ -14,6 +17,10 @@ pub struct ProviderSpec {
     /// The credential. Optional for local servers that take none.
     #[serde(default)]
     pub api_key: Option<String>,
+    /// Several credentials for one provider: requests rotate through them, a key that gets a 429
+    /// rests for its `retry-after`, and one that gets 401 or 403 is retired until a reload.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
     /// Overrides the kind's default URL (required for `openai-compatible` and `azure-openai`).
     #[serde(default)]
     pub base_url: Option<String>,
@@ -23,6 +30,17 @@ pub struct ProviderSpec {
     /// Extra headers sent with every request (organisation ids, gateway tokens, …).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Probe the provider in the background (`GET {base_url}/models`) and feed its targets'
+    /// breakers, so an outage is known before a client request pays for it.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSpec {
+    /// Seconds between probes.
+    pub interval_secs: f64,
 }
 
 /// Every provider kind. The OpenAI-compatible presets differ only in their default URL.
@@ -94,15 +112,34 @@ impl ProviderType {
 }
 
 /// A provider ready to call.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Provider {
     pub name: String,
     pub kind: ProviderType,
+    pub health_check: Option<HealthCheckSpec>,
     base_url: String,
-    api_key: Option<String>,
+    keys: Vec<ApiKey>,
+    next_key: AtomicUsize,
     api_version: Option<String>,
     headers: Vec<(String, String)>,
 }
+
+/// One credential and what the provider said about it.
+#[derive(Debug)]
+struct ApiKey {
+    value: String,
+    retired: AtomicBool,
+    resting_until: Mutex<Option<Instant>>,
+}
+
+impl ApiKey {
+    fn usable(&self, now: Instant) -> bool {
+        !self.retired.load(Ordering::Relaxed) && self.resting_until.lock().map_or(true, |t| t.is_none_or(|t| now >= t))
+    }
+}
+
+/// How long a key rests after a 429 that named no `retry-after`.
+const DEFAULT_KEY_REST: Duration = Duration::from_secs(5);
 
 /// Azure's `api-version` when the config names none: the current GA version as of this release.
 const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
@@ -117,10 +154,15 @@ impl Provider {
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(format!("provider '{name}': base_url must start with http:// or https://"));
         }
-        let api_key = spec.api_key.clone().filter(|k| !k.is_empty());
-        if api_key.is_none() && spec.kind.needs_api_key() {
+        let values: Vec<String> =
+            spec.api_key.iter().chain(spec.api_keys.iter()).filter(|k| !k.is_empty()).cloned().collect();
+        if values.is_empty() && spec.kind.needs_api_key() {
             return Err(format!("provider '{name}' of type {} needs an api_key", spec.kind.as_str()));
         }
+        let keys = values
+            .into_iter()
+            .map(|value| ApiKey { value, retired: AtomicBool::new(false), resting_until: Mutex::new(None) })
+            .collect();
         for (k, v) in &spec.headers {
             if http::HeaderName::from_bytes(k.as_bytes()).is_err() || http::HeaderValue::from_str(v).is_err() {
                 return Err(format!("provider '{name}': header '{k}' is not a valid HTTP header"));
@@ -129,8 +171,10 @@ impl Provider {
         Ok(Provider {
             name: name.to_string(),
             kind: spec.kind,
+            health_check: spec.health_check,
             base_url: base_url.trim_end_matches('/').to_string(),
-            api_key,
+            keys,
+            next_key: AtomicUsize::new(0),
             api_version: spec.api_version.clone(),
             headers: spec.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         })
@@ -155,16 +199,87 @@ impl Provider {
         }
     }
 
-    /// Adds the provider's credential and headers to a request.
-    pub fn authorize(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    /// Adds a credential and the provider's headers to a request. Returns which key was used
+    /// (to report the answer with `report_key`), or an error when every key is retired or resting.
+    pub fn authorize(
+        &self,
+        mut req: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::RequestBuilder, Option<usize>), Duration> {
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
-        match (&self.api_key, self.kind) {
-            (Some(key), ProviderType::AzureOpenai) => req.header("api-key", key),
-            (Some(key), _) => req.bearer_auth(key),
-            (None, _) => req,
+        if self.keys.is_empty() {
+            return Ok((req, None));
         }
+        let now = Instant::now();
+        let start = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let n = self.keys.len();
+        let Some(i) = (0..n).map(|k| (start + k) % n).find(|i| self.keys[*i].usable(now)) else {
+            return Err(self.key_wait(now));
+        };
+        let key = &self.keys[i].value;
+        let req = match self.kind {
+            ProviderType::AzureOpenai => req.header("api-key", key),
+            _ => req.bearer_auth(key),
+        };
+        Ok((req, Some(i)))
+    }
+
+    /// Tells the provider how a key fared: 401 and 403 retire it, 429 rests it.
+    pub fn report_key(&self, index: usize, status: u16, retry_after: Option<Duration>) {
+        let Some(key) = self.keys.get(index) else { return };
+        match status {
+            401 | 403 if self.keys.len() > 1 => {
+                let already = key.retired.swap(true, Ordering::Relaxed);
+                if !already {
+                    tracing::warn!(
+                        provider = %self.name,
+                        "API key #{} was refused with {status}; it is retired until the config is reloaded",
+                        index + 1
+                    );
+                }
+            }
+            429 => {
+                if let Ok(mut t) = key.resting_until.lock() {
+                    *t = Some(Instant::now() + retry_after.unwrap_or(DEFAULT_KEY_REST));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Probes the provider: `GET {base_url}/models` with its credential. True if it answered 2xx.
+    pub async fn probe(&self, client: &reqwest::Client, timeout: Duration) -> bool {
+        let url = match self.kind {
+            ProviderType::AzureOpenai => {
+                let version = self.api_version.as_deref().unwrap_or(AZURE_DEFAULT_API_VERSION);
+                format!("{}/openai/models?api-version={version}", self.base_url.trim_end_matches("/openai"))
+            }
+            _ => format!("{}/models", self.base_url),
+        };
+        let Ok((req, _)) = self.authorize(client.get(url).timeout(timeout)) else { return false };
+        req.send().await.is_ok_and(|r| r.status().is_success())
+    }
+
+    /// Whether a request could get a key now.
+    pub fn has_usable_key(&self) -> bool {
+        let now = Instant::now();
+        self.keys.is_empty() || self.keys.iter().any(|k| k.usable(now))
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// How long until some key that is not retired stops resting.
+    fn key_wait(&self, now: Instant) -> Duration {
+        self.keys
+            .iter()
+            .filter(|k| !k.retired.load(Ordering::Relaxed))
+            .filter_map(|k| k.resting_until.lock().ok().and_then(|t| *t))
+            .map(|t| t.saturating_duration_since(now))
+            .min()
+            .unwrap_or(Duration::from_secs(60))
     }
 }
 
@@ -173,7 +288,15 @@ mod tests {
     use super::*;
 
     fn spec(kind: ProviderType) -> ProviderSpec {
-        ProviderSpec { kind, api_key: Some("k".into()), base_url: None, api_version: None, headers: BTreeMap::new() }
+        ProviderSpec {
+            kind,
+            api_key: Some("k".into()),
+            api_keys: Vec::new(),
+            base_url: None,
+            api_version: None,
+            headers: BTreeMap::new(),
+            health_check: None,
+        }
     }
 
     #[test]
@@ -199,5 +322,23 @@ mod tests {
         let mut s = spec(ProviderType::Ollama);
         s.api_key = None;
         assert!(Provider::new("l", &s).is_ok());
+    }
+
+    #[test]
+    fn keys_rotate_rest_on_429_and_retire_on_401() {
+        let mut s = spec(ProviderType::Openai);
+        s.api_key = None;
+        s.api_keys = vec!["k1".into(), "k2".into()];
+        let p = Provider::new("o", &s).unwrap_or_else(|e| panic!("{e}"));
+        let client = reqwest::Client::new();
+        let used = |p: &Provider| p.authorize(client.post("http://x")).ok().and_then(|(_, i)| i);
+        let (a, b) = (used(&p), used(&p));
+        assert_ne!(a, b, "rotation");
+        p.report_key(0, 401, None);
+        assert!((0..4).all(|_| used(&p) == Some(1)), "retired key 0 is skipped");
+        p.report_key(1, 429, Some(Duration::from_secs(30)));
+        assert!(!p.has_usable_key());
+        let wait = p.authorize(client.post("http://x")).err().unwrap_or_default();
+        assert!(wait > Duration::from_secs(25), "{wait:?}");
     }
 }

@@ -1,30 +1,15 @@
-//! Public model names, their targets, and the ordered plan of attempts for one request.
+//! Public model names, their targets, and the plan of attempts for one request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
 
 use switchyard_providers::{Provider, Timeouts};
 use switchyard_types::{ErrorKind, GatewayError};
 
-use crate::Health;
-
-/// One deployment: a provider and the model name it knows.
-#[derive(Debug)]
-pub struct Target {
-    pub provider: Arc<Provider>,
-    pub model: String,
-    pub weight: u32,
-    pub health: Health,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    /// Random order, biased by weight: traffic splits by weight and failures spread out.
-    Weighted,
-    /// Each request starts at the next target.
-    RoundRobin,
-}
+use crate::Target;
+use crate::strategy::{self, Facts, Strategy};
 
 /// Which failures move on to the next attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +31,11 @@ pub struct RetryPolicy {
     /// Attempts on this model's targets before its fallbacks; `None` tries each target once.
     pub attempts: Option<usize>,
     pub on: Vec<RetryOn>,
+    /// First backoff before trying a target again; doubles per retry, with full jitter.
+    pub backoff: Duration,
+    /// The longest a request waits for a `retry-after` (or a rate-limited target) when no other
+    /// target is available; a longer wait fails at once with the provider's 429.
+    pub max_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -53,13 +43,15 @@ impl Default for RetryPolicy {
         RetryPolicy {
             attempts: None,
             on: vec![RetryOn::RateLimited, RetryOn::ServerError, RetryOn::Timeout, RetryOn::Connect],
+            backoff: Duration::from_millis(100),
+            max_wait: Duration::from_secs(5),
         }
     }
 }
 
 impl RetryPolicy {
-    /// Whether this error may be tried again elsewhere. Client errors (400, 401, 404…) would fail
-    /// the same way on any target, so they are returned at once.
+    /// Whether this error may be tried again. Client errors (400, 401, 404…) would fail the same
+    /// way on any target, so they are returned at once.
     pub fn retries(&self, e: &GatewayError) -> bool {
         let status = e.http_status();
         self.on.iter().any(|on| match on {
@@ -70,6 +62,33 @@ impl RetryPolicy {
             RetryOn::Status(s) => status == *s,
         })
     }
+
+    /// Full-jitter exponential backoff before the `n`th retry of the same target (n ≥ 1):
+    /// spreads retries from many requests so they do not arrive at the provider together.
+    pub fn backoff(&self, n: u32) -> Duration {
+        let cap = self.backoff.saturating_mul(1 << n.saturating_sub(1).min(10)).min(Duration::from_secs(5));
+        cap.mul_f64(fastrand::f64())
+    }
+}
+
+/// What sticky routing keys on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sticky {
+    Key,
+    User,
+    Session,
+    Header(String),
+}
+
+/// When to start a second, parallel attempt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HedgeAfter {
+    Fixed(Duration),
+    /// The target's observed 95th percentile time to first token (the fixed delay until there are
+    /// enough samples).
+    P95 {
+        until_known: Duration,
+    },
 }
 
 #[derive(Debug)]
@@ -77,59 +96,77 @@ pub struct ModelRoute {
     pub name: String,
     pub targets: Vec<Arc<Target>>,
     pub strategy: Strategy,
+    pub sticky: Option<Sticky>,
     pub fallbacks: Vec<String>,
+    /// Models to use when the request is too long for this one.
+    pub context_fallbacks: Vec<String>,
+    /// Models to use when the provider refuses the content.
+    pub content_fallbacks: Vec<String>,
     pub retry: RetryPolicy,
     pub timeouts: Timeouts,
-    next: AtomicUsize,
+    pub hedge: Option<HedgeAfter>,
+    /// Continue a stream that breaks after it began on another target.
+    pub recover_streams: bool,
+    counter: AtomicUsize,
 }
 
 impl ModelRoute {
-    pub fn new(
-        name: String,
-        targets: Vec<Arc<Target>>,
-        strategy: Strategy,
-        fallbacks: Vec<String>,
-        retry: RetryPolicy,
-        timeouts: Timeouts,
-    ) -> Self {
-        ModelRoute { name, targets, strategy, fallbacks, retry, timeouts, next: AtomicUsize::new(0) }
+    pub fn new(name: impl Into<String>, targets: Vec<Arc<Target>>) -> Self {
+        ModelRoute {
+            name: name.into(),
+            targets,
+            strategy: Strategy::Weighted,
+            sticky: None,
+            fallbacks: Vec::new(),
+            context_fallbacks: Vec::new(),
+            content_fallbacks: Vec::new(),
+            retry: RetryPolicy::default(),
+            timeouts: Timeouts::default(),
+            hedge: None,
+            recover_streams: false,
+            counter: AtomicUsize::new(0),
+        }
     }
 
-    /// This model's targets in the order to try them: available ones first (by strategy), then
-    /// cooling ones as a last resort, so a model never refuses outright while it has targets.
-    fn ordered(&self) -> Vec<Arc<Target>> {
-        let mut order: Vec<Arc<Target>> = match self.strategy {
-            Strategy::RoundRobin => {
-                let start = self.next.fetch_add(1, Ordering::Relaxed) % self.targets.len().max(1);
-                self.targets.iter().cycle().skip(start).take(self.targets.len()).cloned().collect()
-            }
-            Strategy::Weighted => {
-                // Efraimidis–Spirakis: sorting by u^(1/w) gives a weighted random permutation.
-                let mut keyed: Vec<(f64, Arc<Target>)> = self
-                    .targets
-                    .iter()
-                    .map(|t| (fastrand::f64().powf(1.0 / f64::from(t.weight.max(1))), t.clone()))
-                    .collect();
-                keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
-                keyed.into_iter().map(|(_, t)| t).collect()
-            }
-        };
-        order.sort_by_key(|t| !t.health.is_available());
-        order
+    /// This model's targets in the order to try them for a request.
+    pub fn order(&self, facts: &Facts) -> Vec<Arc<Target>> {
+        strategy::order(&self.targets, self.strategy, facts, &self.counter)
     }
 }
 
-/// One planned attempt.
+/// Who is asking, for sticky routing.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub key: &'a str,
+    pub user: Option<&'a str>,
+    pub session: Option<&'a str>,
+    pub headers: &'a http::HeaderMap,
+}
+
+/// The size of a request, for context windows and cost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Demand {
+    pub input_tokens: u64,
+    pub max_tokens: Option<u64>,
+}
+
+/// Output tokens assumed for pricing when a request sets no `max_tokens`.
+const TYPICAL_OUTPUT_TOKENS: u64 = 512;
+
+/// One model in a plan, with what its strategy needs to know about the request.
 #[derive(Debug, Clone)]
-pub struct Step {
+pub struct Leg {
     pub route: Arc<ModelRoute>,
-    pub target: Arc<Target>,
+    pub facts: Facts,
 }
 
-/// The ordered attempts for one request.
+/// The models to try for one request, in order, and where to turn on two kinds of refusal.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub steps: Vec<Step>,
+    pub legs: Vec<Leg>,
+    pub context_fallbacks: Vec<Leg>,
+    pub content_fallbacks: Vec<Leg>,
+    pub demand: Demand,
 }
 
 #[derive(Debug, Default)]
@@ -140,16 +177,11 @@ pub struct Catalogue {
     providers: HashMap<String, Arc<Provider>>,
     /// Where a bare model name that no route names goes (zero-config mode).
     default_provider: Option<String>,
-    direct_timeouts: Timeouts,
 }
 
 impl Catalogue {
-    pub fn new(
-        providers: HashMap<String, Arc<Provider>>,
-        default_provider: Option<String>,
-        direct_timeouts: Timeouts,
-    ) -> Self {
-        Catalogue { providers, default_provider, direct_timeouts, ..Default::default() }
+    pub fn new(providers: HashMap<String, Arc<Provider>>, default_provider: Option<String>) -> Self {
+        Catalogue { providers, default_provider, ..Default::default() }
     }
 
     pub fn add(&mut self, route: ModelRoute) {
@@ -161,6 +193,10 @@ impl Catalogue {
         self.providers.get(name)
     }
 
+    pub fn providers(&self) -> impl Iterator<Item = &Arc<Provider>> {
+        self.providers.values()
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.models.contains_key(name)
     }
@@ -169,71 +205,95 @@ impl Catalogue {
         self.models.get(name)
     }
 
+    /// Routes in config order.
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<ModelRoute>> {
+        self.order.iter().filter_map(|n| self.models.get(n))
+    }
+
     pub fn public_models(&self) -> impl Iterator<Item = &str> {
         self.order.iter().map(String::as_str)
     }
 
-    /// The attempts for a requested model: its targets, then each fallback model's targets.
-    ///
-    /// A name no route defines may still address a provider directly as `provider/model`, and in
-    /// zero-config mode a bare name goes to the default provider.
-    pub fn plan(&self, model: &str) -> Result<Plan, GatewayError> {
-        let Some(route) = self.models.get(model) else {
-            return self.direct(model).ok_or_else(|| {
-                GatewayError::new(
-                    ErrorKind::NotFound,
-                    format!("The model `{model}` does not exist or you do not have access to it."),
-                )
-                .with_code("model_not_found")
-                .with_param("model")
-            });
-        };
-        // Fallbacks are followed breadth-first and transitively (a → b → c), each model once,
-        // so a chain written across models works and a cycle cannot loop.
-        let mut steps = Vec::new();
-        let mut queue = std::collections::VecDeque::from([route.clone()]);
-        let mut seen = vec![route.name.clone()];
-        while let Some(r) = queue.pop_front() {
-            self.push_steps(&r, &mut steps);
-            for fallback in &r.fallbacks {
-                if seen.contains(fallback) {
-                    continue;
-                }
-                seen.push(fallback.clone());
-                if let Some(next) = self.models.get(fallback) {
-                    queue.push_back(next.clone());
-                }
+    /// The plan for a request: the model, then the models the request itself lists as
+    /// alternatives (OpenRouter's `models`), then every configured fallback, transitively and
+    /// breadth-first, each model once.
+    pub fn plan(
+        &self,
+        model: &str,
+        alternatives: &[String],
+        demand: Demand,
+        caller: &Caller,
+    ) -> Result<Plan, GatewayError> {
+        let mut start = vec![self.resolve(model, "model")?];
+        for alt in alternatives {
+            start.push(self.resolve(alt, "models")?);
+        }
+        let context = start[0].context_fallbacks.clone();
+        let content = start[0].content_fallbacks.clone();
+        Ok(Plan {
+            legs: self.chain(start, demand, caller),
+            context_fallbacks: self.chain(self.named(&context), demand, caller),
+            content_fallbacks: self.chain(self.named(&content), demand, caller),
+            demand,
+        })
+    }
+
+    fn named(&self, names: &[String]) -> Vec<Arc<ModelRoute>> {
+        names.iter().filter_map(|n| self.models.get(n).cloned()).collect()
+    }
+
+    fn chain(&self, start: Vec<Arc<ModelRoute>>, demand: Demand, caller: &Caller) -> Vec<Leg> {
+        let mut queue: VecDeque<Arc<ModelRoute>> = start.into();
+        let mut seen: Vec<String> = Vec::new();
+        let mut legs = Vec::new();
+        while let Some(route) = queue.pop_front() {
+            if seen.contains(&route.name) {
+                continue;
             }
+            seen.push(route.name.clone());
+            queue.extend(self.named(&route.fallbacks));
+            let facts = Facts {
+                input_tokens: demand.input_tokens,
+                output_tokens: demand.max_tokens.unwrap_or(TYPICAL_OUTPUT_TOKENS),
+                sticky: route.sticky.as_ref().and_then(|s| sticky_value(s, caller)),
+            };
+            legs.push(Leg { route, facts });
         }
-        Ok(Plan { steps })
+        legs
     }
 
-    fn push_steps(&self, route: &Arc<ModelRoute>, steps: &mut Vec<Step>) {
-        let ordered = route.ordered();
-        let n = route.retry.attempts.unwrap_or(ordered.len()).max(1);
-        for target in ordered.iter().cycle().take(n.min(ordered.len() * 8)) {
-            steps.push(Step { route: route.clone(), target: target.clone() });
+    fn resolve(&self, model: &str, param: &str) -> Result<Arc<ModelRoute>, GatewayError> {
+        if let Some(r) = self.models.get(model) {
+            return Ok(r.clone());
         }
+        self.direct(model).ok_or_else(|| {
+            GatewayError::new(
+                ErrorKind::NotFound,
+                format!("The model `{model}` does not exist or you do not have access to it."),
+            )
+            .with_code("model_not_found")
+            .with_param(param)
+        })
     }
 
-    fn direct(&self, model: &str) -> Option<Plan> {
+    /// A name no route defines may address a provider directly as `provider/model`; in
+    /// zero-config mode a bare name goes to the default provider.
+    fn direct(&self, model: &str) -> Option<Arc<ModelRoute>> {
         let (provider, upstream_model) = match model.split_once('/') {
             Some((p, m)) if self.providers.contains_key(p) && !m.is_empty() => (p, m),
             _ => (self.default_provider.as_deref()?, model),
         };
         let provider = self.providers.get(provider)?.clone();
-        let target =
-            Arc::new(Target { provider, model: upstream_model.to_string(), weight: 1, health: Health::default() });
-        let route = Arc::new(ModelRoute::new(
-            model.to_string(),
-            vec![target.clone()],
-            Strategy::Weighted,
-            Vec::new(),
-            RetryPolicy::default(),
-            self.direct_timeouts,
-        ));
-        Some(Plan { steps: vec![Step { route, target }] })
+        let target = Arc::new(Target::new(provider, upstream_model));
+        Some(Arc::new(ModelRoute::new(model, vec![target])))
     }
 }
 
-pub use Step as PlanStep;
+fn sticky_value(sticky: &Sticky, caller: &Caller) -> Option<String> {
+    match sticky {
+        Sticky::Key => Some(caller.key.to_string()),
+        Sticky::User => caller.user.map(str::to_string),
+        Sticky::Session => caller.session.map(str::to_string),
+        Sticky::Header(name) => caller.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).map(str::to_string),
+    }
+}

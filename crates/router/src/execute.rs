@@ -1,4 +1,4 @@
-//! Runs a plan: attempt after attempt until one succeeds or a failure is final.
+//! Runs a plan: attempt after attempt, until one answers or a failure is final.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -6,75 +6,393 @@ use std::time::{Duration, Instant};
 
 use switchyard_types::{ErrorKind, GatewayError};
 
-use crate::Plan;
-use crate::catalogue::PlanStep;
+use crate::Target;
+use crate::catalogue::{HedgeAfter, Leg, ModelRoute, Plan};
+use crate::health::Refusal;
+use crate::target::InFlight;
 
-/// What happened in one attempt, for response headers and logs.
+/// One attempt handed to the caller's function.
+pub struct Attempt {
+    pub target: Arc<Target>,
+    pub route: Arc<ModelRoute>,
+    /// Counts the request in flight on the target while it lives: keep it with the answer (a
+    /// stream holds it until it ends).
+    pub in_flight: InFlight,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Answered,
+    Failed(String),
+    /// Not sent: the target was cooling, rate-limited or too small for the request.
+    Skipped(String),
+    /// A hedged attempt that lost the race and was cancelled.
+    Cancelled,
+}
+
+/// What happened in one attempt, for response headers, errors and logs.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
-    pub provider: String,
     pub model: String,
+    pub provider: String,
+    pub target_model: String,
     pub elapsed: Duration,
-    /// `None` for the attempt that answered.
-    pub error: Option<String>,
+    pub outcome: Outcome,
+}
+
+impl AttemptRecord {
+    /// Whether a request went to the provider.
+    pub fn was_sent(&self) -> bool {
+        !matches!(self.outcome, Outcome::Skipped(_))
+    }
 }
 
 pub struct Execution<T> {
     pub result: Result<T, GatewayError>,
-    /// The step that answered.
-    pub answered: Option<PlanStep>,
+    /// The model and target that answered.
+    pub answered: Option<(Arc<ModelRoute>, Arc<Target>)>,
     pub attempts: Vec<AttemptRecord>,
 }
 
-/// Tries each step in turn. A step's failure moves on only if its model's retry policy says the
-/// error is worth another target; otherwise, or when steps run out, the last error is returned.
-pub async fn execute<T, F, Fut>(plan: &Plan, mut attempt: F) -> Execution<T>
-where
-    F: FnMut(PlanStep) -> Fut,
-    Fut: Future<Output = Result<T, GatewayError>>,
-{
-    let mut attempts = Vec::new();
-    let mut last_error = None;
-    for step in &plan.steps {
-        let started = Instant::now();
-        let target = step.target.clone();
-        match attempt(step.clone()).await {
-            Ok(value) => {
-                target.health.record_success();
-                attempts.push(record(&target, started, None));
-                return Execution { result: Ok(value), answered: Some(step.clone()), attempts };
-            }
-            Err(e) => {
-                let retryable = step.route.retry.retries(&e);
-                if retryable {
-                    target.health.record_failure();
-                }
-                attempts.push(record(&target, started, Some(e.message.clone())));
-                last_error = Some(e);
-                if !retryable {
-                    break;
-                }
-            }
-        }
+impl<T> Execution<T> {
+    /// Requests actually sent to providers.
+    pub fn sent(&self) -> usize {
+        self.attempts.iter().filter(|a| a.was_sent()).count()
     }
-    let mut error = last_error.unwrap_or_else(|| {
-        GatewayError::new(ErrorKind::Unavailable, "The model has no target to send the request to.")
-    });
-    if attempts.len() > 1 {
-        let tried: Vec<String> = attempts
-            .iter()
-            .map(|a| format!("{}/{}: {}", a.provider, a.model, a.error.as_deref().unwrap_or("ok")))
-            .collect();
-        error.message = format!("{} (after {} attempts: {})", error.message, attempts.len(), tried.join("; "));
-    }
-    Execution { result: Err(error), answered: None, attempts }
 }
 
-fn record(target: &Arc<crate::Target>, started: Instant, error: Option<String>) -> AttemptRecord {
-    AttemptRecord {
-        provider: target.provider.name.clone(),
-        model: target.model.clone(),
-        elapsed: started.elapsed(),
-        error,
+/// Runs the plan. `attempt` makes one call; it is called again for retries, fallbacks and hedges,
+/// and may run twice at once when a model hedges.
+pub async fn execute<T, F, Fut>(plan: &Plan, attempt: F) -> Execution<T>
+where
+    F: Fn(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, GatewayError>>,
+{
+    let mut run =
+        Run { attempts: Vec::new(), last_error: None, soonest: None, only_rate_limited: true, attempt: &attempt };
+    let mut legs = plan.legs.clone();
+    let mut turned = false;
+    let mut i = 0;
+    while let Some(leg) = legs.get(i).cloned() {
+        i += 1;
+        match run.leg(&leg, plan).await {
+            LegEnd::Answered(value, target) => {
+                return Execution { result: Ok(value), answered: Some((leg.route, target)), attempts: run.attempts };
+            }
+            LegEnd::Exhausted => {}
+            LegEnd::Final(e) => return run.fail(e),
+            // Too long for this model: the context-window fallbacks take over, once. Without
+            // them, a refusal by the provider is the client's error; a skip (known before
+            // sending) moves on to the ordinary fallbacks, which may be larger.
+            LegEnd::TooLong(refusal) if !turned && !plan.context_fallbacks.is_empty() => {
+                turned = true;
+                legs = plan.context_fallbacks.clone();
+                i = 0;
+                let _ = refusal;
+            }
+            LegEnd::TooLong(Some(e)) => return run.fail(e),
+            LegEnd::TooLong(None) => {}
+            LegEnd::ContentRefused(_) if !turned && !plan.content_fallbacks.is_empty() => {
+                turned = true;
+                legs = plan.content_fallbacks.clone();
+                i = 0;
+            }
+            LegEnd::ContentRefused(e) => return run.fail(e),
+        }
     }
+    let e = run.last_error.take().unwrap_or_else(|| {
+        // Nothing was sent: every target was cooling or rate-limited. Say which, and when to
+        // come back, instead of making the client guess.
+        let mut e = if run.only_rate_limited && run.soonest.is_some() {
+            GatewayError::new(ErrorKind::RateLimited, "Every target of this model is rate-limited by its provider.")
+                .with_code("all_targets_rate_limited")
+        } else {
+            GatewayError::new(ErrorKind::Unavailable, "No target can take the request now.")
+                .with_code("no_available_target")
+        };
+        e.retry_after = run.soonest.map(|d| d.max(Duration::from_secs(1)));
+        e
+    });
+    run.fail(e)
+}
+
+enum LegEnd<T> {
+    Answered(T, Arc<Target>),
+    /// Every attempt the model allows failed or was skipped.
+    Exhausted,
+    /// A failure no other target would fix.
+    Final(GatewayError),
+    /// The request is too long for this model; the provider's refusal if it said so.
+    TooLong(Option<GatewayError>),
+    ContentRefused(GatewayError),
+}
+
+struct Run<'a, F> {
+    attempts: Vec<AttemptRecord>,
+    last_error: Option<GatewayError>,
+    /// The earliest time a skipped target could be tried, for `retry-after` on a 503.
+    soonest: Option<Duration>,
+    /// Every skip so far was a provider's rate limit (not a breaker, not a drain).
+    only_rate_limited: bool,
+    attempt: &'a F,
+}
+
+impl<F, Fut, T> Run<'_, F>
+where
+    F: Fn(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, GatewayError>>,
+{
+    async fn leg(&mut self, leg: &Leg, plan: &Plan) -> LegEnd<T> {
+        let route = &leg.route;
+        let order = route.order(&leg.facts);
+        if order.is_empty() {
+            self.only_rate_limited = false;
+            self.skip(route, None, "every target is drained".into());
+            return LegEnd::Exhausted;
+        }
+        let budget = route.retry.attempts.unwrap_or(order.len()).max(1);
+        let needed = plan.demand.input_tokens + plan.demand.max_tokens.unwrap_or(0);
+        let mut sent = 0;
+        let mut tried: Vec<Arc<Target>> = Vec::new();
+        let mut skipped: Vec<Arc<Target>> = Vec::new();
+        let mut retries = 0;
+        let mut idx = 0;
+        // Bounded even if every attempt is skipped: each target is looked at a few times at most.
+        while sent < budget && idx < order.len() * 3 + budget {
+            let target = order[idx % order.len()].clone();
+            idx += 1;
+            if let Some(window) = target.context_window.filter(|w| needed > *w) {
+                if !contains(&skipped, &target) {
+                    skipped.push(target.clone());
+                    self.only_rate_limited = false;
+                    self.skip(route, Some(&target), format!("~{needed} tokens exceed its context window of {window}"));
+                }
+                if order.iter().all(|t| t.context_window.is_some_and(|w| needed > w)) {
+                    return LegEnd::TooLong(None);
+                }
+                continue;
+            }
+            if let Err(refusal) = target.health.try_acquire() {
+                let others = order.iter().any(|t| !Arc::ptr_eq(t, &target) && t.is_available());
+                let waited = match refusal {
+                    // A pause the provider asked for is worth waiting out when it is short and
+                    // nothing else can answer; a breaker's cooldown never is.
+                    Refusal::RateLimited(wait) if wait <= route.retry.max_wait && !others => {
+                        tokio::time::sleep(wait).await;
+                        target.health.try_acquire().is_ok()
+                    }
+                    _ => false,
+                };
+                if !waited {
+                    self.soonest = Some(self.soonest.map_or(refusal.wait(), |s| s.min(refusal.wait())));
+                    self.only_rate_limited &= matches!(refusal, Refusal::RateLimited(_));
+                    if !contains(&skipped, &target) {
+                        skipped.push(target.clone());
+                        let why = match refusal {
+                            Refusal::Open(w) => format!("breaker open, retry in {} ms", w.as_millis()),
+                            Refusal::RateLimited(w) => format!("rate-limited, retry in {} ms", w.as_millis()),
+                        };
+                        self.skip(route, Some(&target), why);
+                    }
+                    if !order.iter().any(|t| t.is_available()) {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            if contains(&tried, &target) {
+                retries += 1;
+                tokio::time::sleep(route.retry.backoff(retries)).await;
+            }
+            tried.push(target.clone());
+            sent += 1;
+            let backup = order.iter().find(|t| !contains(&tried, t) && t.is_available()).cloned();
+            let (result, target) = self.hedged(route, target, backup, &mut tried).await;
+            let e = match result {
+                Ok(value) => return LegEnd::Answered(value, target),
+                Err(e) => e,
+            };
+            let status = e.http_status();
+            if is_context_overflow(&e) {
+                target.health.release_probe();
+                return LegEnd::TooLong(Some(e));
+            }
+            if is_content_refusal(&e) {
+                target.health.release_probe();
+                return LegEnd::ContentRefused(e);
+            }
+            let provider = &target.provider;
+            if matches!(status, 401 | 403 | 429) && provider.key_count() > 1 && provider.has_usable_key() {
+                // That key is retired or resting; another key of the same provider may answer.
+                target.health.release_probe();
+                idx -= 1;
+                self.last_error = Some(e);
+                continue;
+            }
+            if !route.retry.retries(&e) {
+                target.health.release_probe();
+                return LegEnd::Final(e);
+            }
+            if status == 429 {
+                // Rate-limited is alive, not broken: hold the target back, leave the breaker be.
+                target.health.release_probe();
+                target.health.limit_for(e.retry_after.unwrap_or(Duration::from_secs(1)));
+            } else {
+                target.health.record_failure();
+            }
+            self.last_error = Some(e);
+        }
+        LegEnd::Exhausted
+    }
+
+    /// One attempt, with a second one racing it if the model hedges and the first is slow.
+    async fn hedged(
+        &mut self,
+        route: &Arc<ModelRoute>,
+        target: Arc<Target>,
+        backup: Option<Arc<Target>>,
+        tried: &mut Vec<Arc<Target>>,
+    ) -> (Result<T, GatewayError>, Arc<Target>) {
+        let (Some(hedge), Some(backup)) = (route.hedge, backup) else {
+            let (result, record) = one(self.attempt, route.clone(), target.clone()).await;
+            self.attempts.push(record);
+            return (result, target);
+        };
+        let delay = match hedge {
+            HedgeAfter::Fixed(d) => d,
+            HedgeAfter::P95 { until_known } => target.stats.p95_ttft().unwrap_or(until_known),
+        };
+        let first = one(self.attempt, route.clone(), target.clone());
+        tokio::pin!(first);
+        tokio::select! {
+            (result, record) = &mut first => {
+                self.attempts.push(record);
+                return (result, target);
+            }
+            () = tokio::time::sleep(delay) => {}
+        }
+        if backup.health.try_acquire().is_err() {
+            let (result, record) = first.await;
+            self.attempts.push(record);
+            return (result, target);
+        }
+        tried.push(backup.clone());
+        let second = one(self.attempt, route.clone(), backup.clone());
+        tokio::pin!(second);
+        // The first answer wins; the other attempt is dropped, which cancels its upstream call.
+        let (winner, loser, result) = tokio::select! {
+            (result, record) = &mut first => {
+                self.attempts.push(record);
+                if result.is_ok() {
+                    (target, backup, result)
+                } else {
+                    let (r2, rec2) = second.await;
+                    self.attempts.push(rec2);
+                    return (r2, backup);
+                }
+            }
+            (result, record) = &mut second => {
+                self.attempts.push(record);
+                if result.is_ok() {
+                    (backup, target, result)
+                } else {
+                    let (r1, rec1) = first.await;
+                    self.attempts.push(rec1);
+                    return (r1, target);
+                }
+            }
+        };
+        loser.health.release_probe();
+        self.attempts.push(AttemptRecord {
+            model: route.name.clone(),
+            provider: loser.provider.name.clone(),
+            target_model: loser.model.clone(),
+            elapsed: Duration::ZERO,
+            outcome: Outcome::Cancelled,
+        });
+        (result, winner)
+    }
+
+    fn skip(&mut self, route: &ModelRoute, target: Option<&Arc<Target>>, why: String) {
+        self.attempts.push(AttemptRecord {
+            model: route.name.clone(),
+            provider: target.map(|t| t.provider.name.clone()).unwrap_or_default(),
+            target_model: target.map(|t| t.model.clone()).unwrap_or_default(),
+            elapsed: Duration::ZERO,
+            outcome: Outcome::Skipped(why),
+        });
+    }
+
+    /// The final error, with every attempt listed when there was more than one.
+    fn fail(self, mut error: GatewayError) -> Execution<T> {
+        if self.attempts.len() > 1 {
+            let tried: Vec<String> = self
+                .attempts
+                .iter()
+                .map(|a| {
+                    let what = match &a.outcome {
+                        Outcome::Answered => "answered".to_string(),
+                        Outcome::Failed(m) => m.clone(),
+                        Outcome::Skipped(m) => format!("skipped: {m}"),
+                        Outcome::Cancelled => "cancelled".to_string(),
+                    };
+                    format!("{}/{}: {what}", a.provider, a.target_model)
+                })
+                .collect();
+            error.message = format!("{} (attempts: {})", error.message, tried.join("; "));
+        }
+        Execution { result: Err(error), answered: None, attempts: self.attempts }
+    }
+}
+
+/// Makes one call and times it. A success records the time to first token.
+async fn one<F, Fut, T>(
+    attempt: &F,
+    route: Arc<ModelRoute>,
+    target: Arc<Target>,
+) -> (Result<T, GatewayError>, AttemptRecord)
+where
+    F: Fn(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, GatewayError>>,
+{
+    let started = Instant::now();
+    let in_flight = InFlight::new(target.clone());
+    let result = attempt(Attempt { target: target.clone(), route: route.clone(), in_flight }).await;
+    let elapsed = started.elapsed();
+    let outcome = match &result {
+        Ok(_) => {
+            target.health.record_success();
+            target.stats.record_ttft(elapsed);
+            Outcome::Answered
+        }
+        Err(e) => {
+            target.stats.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Outcome::Failed(e.message.clone())
+        }
+    };
+    let record = AttemptRecord {
+        model: route.name.clone(),
+        provider: target.provider.name.clone(),
+        target_model: target.model.clone(),
+        elapsed,
+        outcome,
+    };
+    (result, record)
+}
+
+fn contains(list: &[Arc<Target>], t: &Arc<Target>) -> bool {
+    list.iter().any(|x| Arc::ptr_eq(x, t))
+}
+
+/// The provider said the request is longer than the model's context window.
+fn is_context_overflow(e: &GatewayError) -> bool {
+    let code = e.code.as_deref().unwrap_or_default();
+    code == "context_length_exceeded"
+        || (e.http_status() == 400
+            && (e.message.contains("maximum context length") || e.message.contains("context window")))
+}
+
+/// The provider refused the content (moderation, safety filters).
+fn is_content_refusal(e: &GatewayError) -> bool {
+    matches!(e.code.as_deref(), Some("content_policy_violation" | "content_filter"))
 }

@@ -1,68 +1,286 @@
-//! Passive health: a target that fails several times in a row is skipped for a cooldown.
+//! Passive health: a circuit breaker per target.
+//!
+//! Closed: traffic flows. After `failures` retryable failures in a row, or an error rate above
+//! `error_rate` over the recent window, the breaker opens for a cooldown that doubles with each
+//! ejection in a row (up to `max_cooldown`). When the cooldown ends the breaker is half-open: one
+//! request is let through as a probe; its success closes the breaker, its failure opens it again.
+//! This holds for a model with a single target too: during an outage each request fails fast
+//! instead of paying for doomed attempts.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Consecutive failures that eject a target. One failure is often a blip; three in a row is a
-/// pattern worth routing around.
-const EJECT_AFTER: u32 = 3;
-/// How long an ejected target is skipped; each ejection in a row doubles it, up to the cap.
-const BASE_COOLDOWN: Duration = Duration::from_secs(5);
-const MAX_COOLDOWN: Duration = Duration::from_secs(300);
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerPolicy {
+    /// Consecutive failures that open the breaker.
+    pub failures: u32,
+    /// Error rate over the last `WINDOW` outcomes that opens the breaker (needs `MIN_SAMPLES`).
+    pub error_rate: f64,
+    pub cooldown: Duration,
+    pub max_cooldown: Duration,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        // Three in a row is a pattern, not a blip; 5 s is short enough that a recovered provider
+        // is back quickly, and doubling reaches the 5 min cap after about six failed probes.
+        BreakerPolicy {
+            failures: 3,
+            error_rate: 0.5,
+            cooldown: Duration::from_secs(5),
+            max_cooldown: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Outcomes remembered for the error rate.
+const WINDOW: usize = 20;
+/// Fewer outcomes than this say nothing about a rate.
+const MIN_SAMPLES: usize = 10;
+
+/// Why a target may not be tried now, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The breaker is open (or its one probe is out).
+    Open(Duration),
+    /// The provider asked for a pause (`retry-after`).
+    RateLimited(Duration),
+}
+
+impl Refusal {
+    pub fn wait(self) -> Duration {
+        match self {
+            Refusal::Open(d) | Refusal::RateLimited(d) => d,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl BreakerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half-open",
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Health {
+    policy: BreakerPolicy,
     state: Mutex<HealthState>,
 }
 
 #[derive(Debug, Default)]
 struct HealthState {
     consecutive_failures: u32,
+    /// Recent outcomes, true for failure, as a ring.
+    recent: Vec<bool>,
+    next: usize,
     ejections: u32,
-    cool_until: Option<Instant>,
+    open_until: Option<Instant>,
+    probe_in_flight: bool,
+    /// A rate limit the provider announced (`retry-after`): no attempts before this.
+    limited_until: Option<Instant>,
 }
 
 impl Health {
-    /// Whether the target should be tried now. After a cooldown the next request is the probe.
+    pub fn new(policy: BreakerPolicy) -> Self {
+        Health { policy, state: Mutex::default() }
+    }
+
+    pub fn state(&self) -> BreakerState {
+        let Ok(s) = self.state.lock() else { return BreakerState::Closed };
+        match s.open_until {
+            None => BreakerState::Closed,
+            Some(t) if Instant::now() < t => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
+        }
+    }
+
+    /// Whether a request may be sent now, without taking the probe.
     pub fn is_available(&self) -> bool {
         let Ok(s) = self.state.lock() else { return true };
-        s.cool_until.is_none_or(|t| Instant::now() >= t)
+        let now = Instant::now();
+        if s.limited_until.is_some_and(|t| now < t) {
+            return false;
+        }
+        match s.open_until {
+            None => true,
+            Some(t) => now >= t && !s.probe_in_flight,
+        }
+    }
+
+    /// Takes permission to send one request: always while closed; once, as the probe, when
+    /// half-open. When refused, says why and for how long.
+    pub fn try_acquire(&self) -> Result<(), Refusal> {
+        let Ok(mut s) = self.state.lock() else { return Ok(()) };
+        let now = Instant::now();
+        if let Some(t) = s.limited_until.filter(|t| now < *t) {
+            return Err(Refusal::RateLimited(t - now));
+        }
+        match s.open_until {
+            None => Ok(()),
+            Some(t) if now < t => Err(Refusal::Open(t - now)),
+            Some(_) if s.probe_in_flight => Err(Refusal::Open(Duration::from_secs(1))),
+            Some(_) => {
+                s.probe_in_flight = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// How long until this target can be tried, if it cannot now.
+    pub fn wait(&self) -> Option<Duration> {
+        let Ok(s) = self.state.lock() else { return None };
+        let now = Instant::now();
+        [s.limited_until, s.open_until].into_iter().flatten().filter(|t| now < *t).max().map(|t| t - now)
     }
 
     pub fn record_success(&self) {
         if let Ok(mut s) = self.state.lock() {
-            *s = HealthState::default();
+            s.consecutive_failures = 0;
+            s.ejections = 0;
+            s.open_until = None;
+            s.probe_in_flight = false;
+            push(&mut s, false);
         }
     }
 
     pub fn record_failure(&self) {
-        if let Ok(mut s) = self.state.lock() {
-            s.consecutive_failures += 1;
-            if s.consecutive_failures >= EJECT_AFTER {
-                let factor = 1u32 << s.ejections.min(6);
-                s.cool_until = Some(Instant::now() + (BASE_COOLDOWN * factor).min(MAX_COOLDOWN));
-                s.ejections += 1;
-                s.consecutive_failures = 0;
-            }
+        let Ok(mut s) = self.state.lock() else { return };
+        s.consecutive_failures += 1;
+        push(&mut s, true);
+        let was_probe = s.probe_in_flight;
+        s.probe_in_flight = false;
+        let failures = s.recent.iter().filter(|f| **f).count();
+        let rate_tripped =
+            s.recent.len() >= MIN_SAMPLES && failures as f64 / s.recent.len() as f64 >= self.policy.error_rate;
+        if was_probe || s.consecutive_failures >= self.policy.failures || rate_tripped {
+            let factor = 1u32 << s.ejections.min(16);
+            let cooldown = self.policy.cooldown.saturating_mul(factor).min(self.policy.max_cooldown);
+            s.open_until = Some(Instant::now() + cooldown);
+            s.ejections += 1;
+            s.consecutive_failures = 0;
+            s.recent.clear();
+            s.next = 0;
         }
     }
+
+    /// An attempt ended without a verdict on the target (the client left, or a client error).
+    pub fn release_probe(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.probe_in_flight = false;
+        }
+    }
+
+    /// The provider said to wait (`retry-after` on a 429): skip this target until then.
+    pub fn limit_for(&self, wait: Duration) {
+        if let Ok(mut s) = self.state.lock() {
+            let until = Instant::now() + wait;
+            s.limited_until = Some(s.limited_until.map_or(until, |t| t.max(until)));
+        }
+    }
+
+    /// A snapshot for the admin API.
+    pub fn report(&self) -> HealthReport {
+        let state = self.state();
+        let Ok(s) = self.state.lock() else {
+            return HealthReport { state, consecutive_failures: 0, ejections: 0, retry_in: None };
+        };
+        let now = Instant::now();
+        HealthReport {
+            state,
+            consecutive_failures: s.consecutive_failures,
+            ejections: s.ejections,
+            retry_in: [s.limited_until, s.open_until].into_iter().flatten().filter(|t| now < *t).max().map(|t| t - now),
+        }
+    }
+}
+
+fn push(s: &mut HealthState, failed: bool) {
+    if s.recent.len() < WINDOW {
+        s.recent.push(failed);
+    } else {
+        let i = s.next;
+        s.recent[i] = failed;
+    }
+    s.next = (s.next + 1) % WINDOW;
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthReport {
+    pub state: BreakerState,
+    pub consecutive_failures: u32,
+    pub ejections: u32,
+    pub retry_in: Option<Duration>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn fast() -> Health {
+        Health::new(BreakerPolicy { cooldown: Duration::from_millis(30), ..Default::default() })
+    }
+
     #[test]
-    fn ejects_after_consecutive_failures_and_success_resets() {
-        let h = Health::default();
+    fn opens_after_consecutive_failures_and_success_resets() {
+        let h = fast();
         h.record_failure();
         h.record_failure();
-        assert!(h.is_available());
         h.record_success();
         h.record_failure();
         h.record_failure();
-        assert!(h.is_available());
+        assert_eq!(h.state(), BreakerState::Closed);
         h.record_failure();
+        assert_eq!(h.state(), BreakerState::Open);
+        assert!(h.try_acquire().is_err());
+    }
+
+    #[test]
+    fn half_open_lets_one_probe_through_and_a_failed_probe_doubles_the_cooldown() {
+        let h = fast();
+        for _ in 0..3 {
+            h.record_failure();
+        }
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(h.state(), BreakerState::HalfOpen);
+        assert!(h.try_acquire().is_ok(), "the probe");
+        assert!(h.try_acquire().is_err(), "only one probe at a time");
+        h.record_failure();
+        let wait = h.wait().unwrap_or_default();
+        assert!(wait > Duration::from_millis(40), "second ejection lasts longer: {wait:?}");
+        std::thread::sleep(wait + Duration::from_millis(5));
+        assert!(h.try_acquire().is_ok());
+        h.record_success();
+        assert_eq!(h.state(), BreakerState::Closed);
+        assert!(h.try_acquire().is_ok() && h.try_acquire().is_ok());
+    }
+
+    #[test]
+    fn error_rate_trips_without_consecutive_failures() {
+        let h = Health::new(BreakerPolicy { failures: 100, ..Default::default() });
+        for i in 0..=MIN_SAMPLES {
+            if i % 2 == 0 { h.record_failure() } else { h.record_success() }
+        }
+        // Successes reset the consecutive count but not the window.
+        assert_eq!(h.state(), BreakerState::Open);
+    }
+
+    #[test]
+    fn rate_limits_hold_a_target_back() {
+        let h = fast();
+        h.limit_for(Duration::from_millis(50));
         assert!(!h.is_available());
+        assert!(h.try_acquire().is_err());
+        assert_eq!(h.state(), BreakerState::Closed, "a rate limit is not a failure");
     }
 }

@@ -1,9 +1,16 @@
-//! The model catalogue, target selection, passive health, and the attempt executor.
+//! The model catalogue, routing strategies and rules, per-target health, and the attempt
+//! executor (retries, fallbacks, hedging).
 
 mod catalogue;
 mod execute;
 mod health;
+mod rules;
+mod strategy;
+mod target;
 
-pub use catalogue::{Catalogue, ModelRoute, Plan, PlanStep, RetryOn, RetryPolicy, Strategy, Target};
-pub use execute::{AttemptRecord, Execution, execute};
-pub use health::Health;
+pub use catalogue::{Caller, Catalogue, Demand, HedgeAfter, Leg, ModelRoute, Plan, RetryOn, RetryPolicy, Sticky};
+pub use execute::{Attempt, AttemptRecord, Execution, Outcome, execute};
+pub use health::{BreakerPolicy, BreakerState, Health, HealthReport, Refusal};
+pub use rules::{RequestView, Rule, RuleError, apply_rules};
+pub use strategy::{Facts, Strategy};
+pub use target::{InFlight, Price, Target, TargetStats};

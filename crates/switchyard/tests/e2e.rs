@@ -141,7 +141,13 @@ async fn upstream_errors_keep_status_message_and_retry_after() {
     let up = mock(&[]);
     let (gw, _) = gateway(&simple_config(&up, ""));
     let url = format!("{}/v1/chat/completions", gw.url);
-    for status in [400u16, 429, 503] {
+    // Broken JSON from the upstream is a 502, not a crash.
+    let body = json!({"model": "chat", "messages": user("hi"), "mock": {"malformed": "json"}});
+    let resp = post(&url, Some(MASTER), &body).await;
+    assert_eq!(resp.status(), 502);
+    assert_eq!(json(resp).await["error"]["code"], "upstream_invalid_json");
+    // 429 last: it holds the target back for its retry-after, as it should.
+    for status in [400u16, 503, 429] {
         let body = json!({"model": "chat", "messages": user("hi"), "mock": {"status": status, "retry_after": 7}});
         let resp = post(&url, Some(MASTER), &body).await;
         assert_eq!(resp.status(), status);
@@ -151,11 +157,15 @@ async fn upstream_errors_keep_status_message_and_retry_after() {
         let err = json(resp).await;
         assert_eq!(err["error"]["message"], format!("mock fault: status {status}"));
     }
-    // Broken JSON from the upstream is a 502, not a crash.
-    let body = json!({"model": "chat", "messages": user("hi"), "mock": {"malformed": "json"}});
-    let resp = post(&url, Some(MASTER), &body).await;
-    assert_eq!(resp.status(), 502);
-    assert_eq!(json(resp).await["error"]["code"], "upstream_invalid_json");
+    // While the provider's retry-after runs, the target is held back: the next request is told
+    // to come back later without a doomed call upstream.
+    let before = mock_stats(&up).await["requests"].as_u64();
+    let resp = post(&url, Some(MASTER), &json!({"model": "chat", "messages": user("hi")})).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_eq!(resp.headers()["x-switchyard-attempts"], "0");
+    assert_eq!(json(resp).await["error"]["code"], "all_targets_rate_limited");
+    assert_eq!(mock_stats(&up).await["requests"].as_u64(), before);
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The client-facing endpoints, one module per protocol, and what they share.
 
+pub mod admin;
 pub mod openai;
 pub mod ops;
 
@@ -9,7 +10,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use switchyard_router::{AttemptRecord, PlanStep};
+use switchyard_router::Execution;
 use switchyard_types::{ErrorKind, GatewayError};
 
 /// The credential a client presents: `Authorization: Bearer KEY` or `x-api-key: KEY`.
@@ -59,17 +60,15 @@ pub async fn read_body(
     })?
 }
 
-/// The routing headers: who answered and after how many attempts.
-pub fn routing_headers(headers: &mut HeaderMap, answered: Option<&PlanStep>, attempts: &[AttemptRecord]) {
-    if let Some(step) = answered {
-        if let Ok(v) = HeaderValue::from_str(&step.target.provider.name) {
+/// The routing headers: who answered and after how many attempts sent to providers.
+pub fn routing_headers<T>(headers: &mut HeaderMap, exec: &Execution<T>) {
+    if let Some((_, target)) = &exec.answered {
+        if let Ok(v) = HeaderValue::from_str(&target.provider.name) {
             headers.insert("x-switchyard-provider", v);
         }
-        if let Ok(v) = HeaderValue::from_str(&step.target.model) {
+        if let Ok(v) = HeaderValue::from_str(&target.model) {
             headers.insert("x-switchyard-model", v);
         }
     }
-    if !attempts.is_empty() {
-        headers.insert("x-switchyard-attempts", HeaderValue::from(attempts.len()));
-    }
+    headers.insert("x-switchyard-attempts", HeaderValue::from(exec.sent()));
 }

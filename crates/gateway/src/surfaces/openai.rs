@@ -1,21 +1,62 @@
 //! The OpenAI surface: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`.
 
+use std::collections::VecDeque;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use serde_json::Value;
 use switchyard_policy::authorize_model;
 use switchyard_protocols::{openai, sse};
 use switchyard_providers::{ChatOutcome, EventStream, StreamItem};
-use switchyard_router::{Execution, Plan, execute};
-use switchyard_types::{GatewayError, JsonMap, Protocol, StreamEvent};
+use switchyard_router::{Attempt, Caller, Demand, Execution, Plan, RequestView, apply_rules, execute};
+use switchyard_types::{
+    ChatRequest, ContentPart, EmbeddingInput, EmbeddingRequest, GatewayError, JsonMap, Message, Protocol,
+    ResponseFormat, Role, StreamEvent,
+};
 
 use super::{presented_key, read_body, routing_headers};
 use crate::AppState;
 use crate::error::SurfaceError;
 use crate::runtime::Runtime;
+
+/// What routing needs from a decoded request.
+trait Routable {
+    fn model(&self) -> &str;
+    fn demand(&self) -> Demand;
+    fn user(&self) -> Option<&str>;
+}
+
+impl Routable for ChatRequest {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn demand(&self) -> Demand {
+        Demand { input_tokens: self.estimated_input_tokens(), max_tokens: self.sampling.max_tokens }
+    }
+    fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+}
+
+impl Routable for EmbeddingRequest {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn demand(&self) -> Demand {
+        let input_tokens = match &self.input {
+            EmbeddingInput::Texts(t) => t.iter().map(|s| s.len() as u64 / 4 + 1).sum(),
+            EmbeddingInput::Tokens(t) => t.iter().map(|v| v.len() as u64).sum(),
+        };
+        Demand { input_tokens, max_tokens: Some(0) }
+    }
+    fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+}
 
 /// A request that passed admission: the client's JSON, its IR, and the plan of attempts.
 struct Admitted<R> {
@@ -25,79 +66,213 @@ struct Admitted<R> {
 }
 
 /// The stages every OpenAI endpoint shares: authenticate, read and decode the body, check the
-/// key may use the model, and plan the attempts.
-async fn admit<R>(
+/// key may use the model (and any alternatives the request lists), apply routing rules, plan.
+async fn admit<R: Routable>(
     rt: &Runtime,
     headers: &HeaderMap,
     body: Body,
     decode: fn(&JsonMap) -> Result<R, GatewayError>,
-    model: fn(&R) -> &str,
 ) -> Result<Admitted<R>, GatewayError> {
     let principal = rt.keys.authenticate(presented_key(headers))?;
     let bytes = read_body(body, headers, rt.max_body_bytes, rt.client_timeout).await?;
-    let raw = openai::parse_object(&bytes)?;
+    let mut raw = openai::parse_object(&bytes)?;
+    // OpenRouter's `models`: alternatives to try in order. It is the gateway's to act on, so it is
+    // taken out of what goes upstream.
+    let alternatives = match raw.remove("models") {
+        None => Vec::new(),
+        Some(Value::Array(list)) => list
+            .into_iter()
+            .map(|m| match m {
+                Value::String(s) => Ok(s),
+                _ => Err(GatewayError::invalid("'models' must be a list of model names.").with_param("models")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(GatewayError::invalid("'models' must be a list of model names.").with_param("models")),
+    };
     let req = decode(&raw)?;
-    authorize_model(&principal, model(&req))?;
-    let plan = rt.catalogue.plan(model(&req))?;
+    authorize_model(&principal, req.model())?;
+    for alt in &alternatives {
+        authorize_model(&principal, alt)?;
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let user = header("x-switchyard-user").or(req.user());
+    let session = header("x-switchyard-session");
+    let tags: Vec<String> = header("x-switchyard-tags")
+        .map(|t| t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    let demand = req.demand();
+    let view = RequestView {
+        model: req.model(),
+        key: &principal.name,
+        user,
+        session,
+        tags: &tags,
+        headers,
+        params: &raw,
+        prompt_tokens: demand.input_tokens,
+    };
+    let model = apply_rules(&rt.rules, &view).map_or(req.model(), |(_, model)| model);
+    let caller = Caller { key: &principal.name, user, session, headers };
+    let plan = rt.catalogue.plan(model, &alternatives, demand, &caller)?;
     Ok(Admitted { raw, req, plan })
 }
 
 /// Renders an execution's failure with the routing headers, so a client can see what was tried.
 fn failure<T>(exec: &Execution<T>, error: GatewayError) -> Response {
     let mut resp = SurfaceError::openai(error).into_response();
-    routing_headers(resp.headers_mut(), exec.answered.as_ref(), &exec.attempts);
+    routing_headers(resp.headers_mut(), exec);
     resp
+}
+
+/// Keeps the attempt's in-flight count for as long as the stream lives.
+fn hold(stream: EventStream, in_flight: switchyard_router::InFlight) -> EventStream {
+    Box::pin(stream.map(move |item| {
+        let _held = &in_flight;
+        item
+    }))
+}
+
+/// One chat attempt on the target the router chose.
+async fn chat_attempt(
+    state: &AppState,
+    req: &ChatRequest,
+    raw: Option<&JsonMap>,
+    attempt: Attempt,
+) -> Result<ChatOutcome, GatewayError> {
+    let provider = &attempt.target.provider;
+    let passthrough = raw.filter(|_| provider.protocol() == Protocol::OpenAi);
+    let outcome = switchyard_providers::chat(
+        &state.client,
+        provider,
+        &attempt.target.model,
+        req,
+        passthrough,
+        &attempt.route.timeouts,
+    )
+    .await?;
+    Ok(match outcome {
+        ChatOutcome::Stream(s) => ChatOutcome::Stream(hold(s, attempt.in_flight)),
+        whole => whole,
+    })
 }
 
 pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let rt = state.runtime.load_full();
-    let Admitted { raw, req, plan } =
-        match admit(&rt, &headers, body, openai::decode_chat_request, |r| r.model.as_str()).await {
-            Ok(v) => v,
-            Err(e) => return SurfaceError::openai(e).into_response(),
-        };
-    let client = &state.client;
-    let exec = execute(&plan, |step| {
-        let (req, raw) = (&req, &raw);
-        async move {
-            let provider = &step.target.provider;
-            let passthrough = (provider.protocol() == Protocol::OpenAi).then_some(raw);
-            switchyard_providers::chat(client, provider, &step.target.model, req, passthrough, &step.route.timeouts)
-                .await
-        }
-    })
-    .await;
+    let Admitted { raw, req, plan } = match admit(&rt, &headers, body, openai::decode_chat_request).await {
+        Ok(v) => v,
+        Err(e) => return SurfaceError::openai(e).into_response(),
+    };
+    let exec = execute(&plan, |a| chat_attempt(&state, &req, Some(&raw), a)).await;
     if let Err(e) = &exec.result {
         return failure(&exec, e.clone());
     }
-    let Execution { result, answered, attempts } = exec;
-    let passthrough = answered.as_ref().is_some_and(|s| s.target.provider.protocol() == Protocol::OpenAi);
-    let mut resp = match result {
+    let passthrough = exec.answered.as_ref().is_some_and(|(_, t)| t.provider.protocol() == Protocol::OpenAi);
+    let recover = exec.answered.as_ref().is_some_and(|(route, _)| route.recover_streams) && continuable(&req);
+    let mut resp = match &exec.result {
         Ok(ChatOutcome::Complete { response, body }) => {
-            let body = if passthrough { body } else { openai::encode_chat_response(&response) };
+            let body = if passthrough { body.clone() } else { openai::encode_chat_response(response) };
             axum::Json(body).into_response()
         }
-        Ok(ChatOutcome::Stream(events)) => sse_response(events, passthrough, req.stream_usage),
-        Err(e) => SurfaceError::openai(e).into_response(),
+        Ok(ChatOutcome::Stream(_)) => Response::new(Body::empty()),
+        Err(e) => SurfaceError::openai(e.clone()).into_response(),
     };
-    routing_headers(resp.headers_mut(), answered.as_ref(), &attempts);
+    routing_headers(resp.headers_mut(), &exec);
+    if let Ok(ChatOutcome::Stream(events)) = exec.result {
+        let relay = Relay::new(passthrough, req.stream_usage);
+        let recovery = recover.then(|| Recovery { state: state.clone(), req, plan, used: false });
+        *resp.body_mut() = sse_body(events, relay, recovery);
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    }
     resp
 }
 
-fn sse_response(events: EventStream, passthrough: bool, include_usage: bool) -> Response {
-    let mut relay =
-        Relay { encoder: openai::ChunkEncoder::new(include_usage), passthrough, include_usage, ended: false };
-    let frames = events
-        .map(move |item| relay.frames(item))
-        .chain(futures_util::stream::once(async { Vec::new() }))
-        .flat_map(futures_util::stream::iter)
-        .map(Ok::<Bytes, std::convert::Infallible>);
-    let mut resp = Response::new(Body::from_stream(frames));
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    resp
+/// Whether a broken answer to this request could be continued soundly: one choice, free text.
+/// A JSON-schema answer continued by another model may not parse; several choices cannot be
+/// stitched; tool calls are checked as they stream.
+fn continuable(req: &ChatRequest) -> bool {
+    req.sampling.n.unwrap_or(1) == 1 && !matches!(req.response_format, Some(ResponseFormat::JsonSchema { .. }))
+}
+
+/// A stream that broke after it began can be continued on another attempt.
+struct Recovery {
+    state: AppState,
+    req: ChatRequest,
+    plan: Plan,
+    used: bool,
+}
+
+/// The client's SSE body: the relay's frames for each upstream item, a continuation if the
+/// upstream breaks and recovery is on, and `[DONE]` at a clean end.
+fn sse_body(events: EventStream, relay: Relay, recovery: Option<Recovery>) -> Body {
+    struct Pump {
+        current: EventStream,
+        relay: Relay,
+        recovery: Option<Recovery>,
+        pending: VecDeque<Bytes>,
+        done: bool,
+    }
+    let pump = Pump { current: events, relay, recovery, pending: VecDeque::new(), done: false };
+    let stream = futures_util::stream::unfold(pump, |mut p| async move {
+        loop {
+            if let Some(frame) = p.pending.pop_front() {
+                return Some((Ok::<Bytes, std::convert::Infallible>(frame), p));
+            }
+            if p.done {
+                return None;
+            }
+            match p.current.next().await {
+                None => {
+                    if !p.relay.ended {
+                        p.relay.ended = true;
+                        p.pending.push_back(sse::encode(None, "[DONE]"));
+                    }
+                    p.done = true;
+                }
+                Some(item) => {
+                    let failed = item.events.iter().any(|e| matches!(e, StreamEvent::Error(_)));
+                    if failed
+                        && p.relay.continuable()
+                        && let Some(next) = continue_stream(&mut p.recovery, &p.relay.text_sent).await
+                    {
+                        p.current = next;
+                        p.relay.passthrough = false;
+                        continue;
+                    }
+                    let frames = p.relay.frames(item);
+                    p.pending.extend(frames);
+                    p.done = p.relay.ended;
+                }
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// Asks for the rest of a broken answer: the conversation, the partial answer as the assistant's
+/// turn, and a request to go on from there. Used once per request.
+async fn continue_stream(recovery: &mut Option<Recovery>, text_sent: &str) -> Option<EventStream> {
+    let r = recovery.as_mut().filter(|r| !r.used)?;
+    r.used = true;
+    let mut req = r.req.clone();
+    if !text_sent.is_empty() {
+        req.messages.push(Message::new(Role::Assistant, vec![ContentPart::text(text_sent)]));
+        req.messages.push(Message::new(
+            Role::User,
+            vec![ContentPart::text(
+                "Your previous message was cut off. Continue it exactly where it stopped, without repeating anything \
+                 and without any preamble.",
+            )],
+        ));
+    }
+    let state = r.state.clone();
+    let exec = execute(&r.plan, |a| chat_attempt(&state, &req, None, a)).await;
+    match exec.result {
+        Ok(ChatOutcome::Stream(s)) => Some(s),
+        _ => None,
+    }
 }
 
 /// Turns upstream stream items into the client's SSE frames.
@@ -108,17 +283,51 @@ struct Relay {
     include_usage: bool,
     /// `[DONE]` or an error was sent; nothing follows.
     ended: bool,
+    role_sent: bool,
+    /// The text the client has received, for a continuation.
+    text_sent: String,
+    /// Tool calls or several choices cannot be continued soundly.
+    continuable: bool,
 }
 
 impl Relay {
+    fn new(passthrough: bool, include_usage: bool) -> Relay {
+        Relay {
+            encoder: openai::ChunkEncoder::new(include_usage),
+            passthrough,
+            include_usage,
+            ended: false,
+            role_sent: false,
+            text_sent: String::new(),
+            continuable: true,
+        }
+    }
+
+    fn continuable(&self) -> bool {
+        self.continuable && !self.ended
+    }
+
     fn frames(&mut self, item: StreamItem) -> Vec<Bytes> {
         if self.ended {
             return Vec::new();
         }
-        let failed = item.events.iter().any(|e| matches!(e, StreamEvent::Error(_)));
         let mut out = Vec::new();
+        for ev in &item.events {
+            match ev {
+                StreamEvent::Text { choice: 0, text } => self.text_sent.push_str(text),
+                StreamEvent::Text { .. } | StreamEvent::ToolCall { .. } => self.continuable = false,
+                StreamEvent::Error(_) => self.ended = true,
+                _ => {}
+            }
+        }
         match item.raw {
             Some(raw) if self.passthrough => {
+                // The encoder learns the answer's id from the upstream's first chunk, so that a
+                // continuation (re-encoded) keeps it.
+                for ev in item.events.iter().filter(|e| matches!(e, StreamEvent::Start { .. })) {
+                    self.encoder.encode(ev);
+                }
+                self.role_sent |= item.events.iter().any(|e| matches!(e, StreamEvent::Role { .. }));
                 if raw.trim() == "[DONE]" {
                     self.ended = true;
                     out.push(sse::encode(None, "[DONE]"));
@@ -128,14 +337,17 @@ impl Relay {
             }
             _ => {
                 for ev in &item.events {
+                    if matches!(ev, StreamEvent::Role { .. }) {
+                        if self.role_sent {
+                            continue;
+                        }
+                        self.role_sent = true;
+                    }
                     if let Some(chunk) = self.encoder.encode(ev) {
                         out.push(sse::encode(None, &chunk.to_string()));
                     }
                 }
             }
-        }
-        if failed {
-            self.ended = true;
         }
         out
     }
@@ -149,38 +361,30 @@ fn is_usage_only(events: &[StreamEvent]) -> bool {
 
 pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let rt = state.runtime.load_full();
-    let Admitted { raw, req, plan } =
-        match admit(&rt, &headers, body, openai::decode_embedding_request, |r| r.model.as_str()).await {
-            Ok(v) => v,
-            Err(e) => return SurfaceError::openai(e).into_response(),
-        };
+    let Admitted { raw, req, plan } = match admit(&rt, &headers, body, openai::decode_embedding_request).await {
+        Ok(v) => v,
+        Err(e) => return SurfaceError::openai(e).into_response(),
+    };
     let client = &state.client;
-    let exec = execute(&plan, |step| {
+    let exec = execute(&plan, |a: Attempt| {
         let (req, raw) = (&req, &raw);
         async move {
-            let provider = &step.target.provider;
+            let provider = &a.target.provider;
             let passthrough = (provider.protocol() == Protocol::OpenAi).then_some(raw);
-            switchyard_providers::embeddings(
-                client,
-                provider,
-                &step.target.model,
-                req,
-                passthrough,
-                &step.route.timeouts,
-            )
-            .await
+            switchyard_providers::embeddings(client, provider, &a.target.model, req, passthrough, &a.route.timeouts)
+                .await
         }
     })
     .await;
     let mut resp = match &exec.result {
         Ok((response, body)) => {
-            let passthrough = exec.answered.as_ref().is_some_and(|s| s.target.provider.protocol() == Protocol::OpenAi);
+            let passthrough = exec.answered.as_ref().is_some_and(|(_, t)| t.provider.protocol() == Protocol::OpenAi);
             let body = if passthrough { body.clone() } else { openai::encode_embedding_response(response) };
             axum::Json(body).into_response()
         }
         Err(e) => return failure(&exec, e.clone()),
     };
-    routing_headers(resp.headers_mut(), exec.answered.as_ref(), &exec.attempts);
+    routing_headers(resp.headers_mut(), &exec);
     resp
 }
 

@@ -91,9 +91,13 @@ impl ChunkEncoder {
     pub fn encode(&mut self, event: &StreamEvent) -> Option<Value> {
         let (choice, delta, finish) = match event {
             StreamEvent::Start { id, model, created } => {
-                self.id.clone_from(id);
-                self.model.clone_from(model);
-                self.created = *created;
+                // The first start names the answer; a later one (a stream continued on another
+                // target) must not change what the client sees.
+                if self.id.is_empty() {
+                    self.id.clone_from(id);
+                    self.model.clone_from(model);
+                    self.created = *created;
+                }
                 return None;
             }
             StreamEvent::Role { choice } => (*choice, json!({"role": "assistant", "content": ""}), None),

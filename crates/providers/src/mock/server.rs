@@ -239,7 +239,8 @@ fn stream_frames(id: &str, model: &str, plan: &Answer, faults: &Faults, include_
     }
     let mut out: Vec<Bytes> = frames.iter().map(|f| sse::encode(None, &f.to_string())).collect();
     if faults.malformed.as_deref() == Some("sse") {
-        out.insert(1, Bytes::from_static(b"data: {\"choices\": [{\"delta\": broken\n\n"));
+        // After the first content, so the break is mid-stream.
+        out.insert(2.min(out.len()), Bytes::from_static(b"data: {\"choices\": [{\"delta\": broken\n\n"));
     }
     out.push(sse::encode(None, "[DONE]"));
     out
