@@ -121,6 +121,13 @@ models:
     targets: [{{ provider: up, model: mock-large }}]
   - name: embed
     targets: [{{ provider: up, model: mock-embed }}]
+  # Fault tests get models of their own: a 429 holds its target back for the retry-after and
+  # repeated 5xx open its breaker, which must not leak into other tests.
+  - name: fault-429
+    targets: [{{ provider: up, model: mock-large }}]
+  - name: fault-5xx
+    targets: [{{ provider: up, model: mock-large }}]
+    breaker: {{ failures: 100 }}
 keys:
   - {{ name: limited, key: {LIMITED_KEY}, models: [embed] }}
 """

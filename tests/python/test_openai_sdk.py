@@ -376,7 +376,7 @@ def test_embeddings_batch_in_order(client: openai.OpenAI) -> None:
 
 def test_models_master_key_lists_all(client: openai.OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
-    assert set(ids) == {CHAT, EMBED}, ids
+    assert set(ids) == {CHAT, EMBED, "fault-429", "fault-5xx"}, ids
     assert len(ids) == len(set(ids))
 
 
@@ -463,7 +463,7 @@ def test_missing_model_is_bad_request(client: openai.OpenAI) -> None:
 def test_upstream_429_is_rate_limit_error_with_retry_after(client: openai.OpenAI) -> None:
     with pytest.raises(openai.RateLimitError) as e:
         client.chat.completions.create(
-            model=CHAT, messages=user("slow down"), extra_body={"mock": {"status": 429, "retry_after": 7}}
+            model="fault-429", messages=user("slow down"), extra_body={"mock": {"status": 429, "retry_after": 7}}
         )
     assert e.value.status_code == 429
     assert e.value.response.headers.get("retry-after") == "7"
@@ -473,7 +473,7 @@ def test_upstream_429_is_rate_limit_error_with_retry_after(client: openai.OpenAI
 @pytest.mark.parametrize("status", [500, 503])
 def test_upstream_5xx_is_internal_server_error(client: openai.OpenAI, status: int) -> None:
     with pytest.raises(openai.InternalServerError) as e:
-        client.chat.completions.create(model=CHAT, messages=user("break"), extra_body={"mock": {"status": status}})
+        client.chat.completions.create(model="fault-5xx", messages=user("break"), extra_body={"mock": {"status": status}})
     assert e.value.status_code == status
     assert "mock fault" in e.value.message
 
@@ -541,7 +541,7 @@ def test_cut_before_stream_starts_is_5xx(client: openai.OpenAI) -> None:
     """The provider drops the connection before sending anything: an error status, not a 200."""
     with pytest.raises(openai.InternalServerError) as e:
         stream = client.chat.completions.create(
-            model=CHAT, messages=user("cut at once"), stream=True, extra_body={"mock": {"cut_after": 0}}, timeout=10
+            model="fault-5xx", messages=user("cut at once"), stream=True, extra_body={"mock": {"cut_after": 0}}, timeout=10
         )
         for _ in stream:
             pass
