@@ -68,8 +68,24 @@ where
     F: Fn(Attempt) -> Fut,
     Fut: Future<Output = Result<T, GatewayError>>,
 {
-    let mut run =
-        Run { attempts: Vec::new(), last_error: None, soonest: None, only_rate_limited: true, attempt: &attempt };
+    execute_avoiding(plan, &[], attempt).await
+}
+
+/// Like `execute`, but the `avoid` targets (one that just broke, say) are tried only after every
+/// other target of their model.
+pub async fn execute_avoiding<T, F, Fut>(plan: &Plan, avoid: &[Arc<Target>], attempt: F) -> Execution<T>
+where
+    F: Fn(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, GatewayError>>,
+{
+    let mut run = Run {
+        attempts: Vec::new(),
+        last_error: None,
+        soonest: None,
+        only_rate_limited: true,
+        avoid,
+        attempt: &attempt,
+    };
     let mut legs = plan.legs.clone();
     let mut turned = false;
     let mut i = 0;
@@ -134,6 +150,7 @@ struct Run<'a, F> {
     soonest: Option<Duration>,
     /// Every skip so far was a provider's rate limit (not a breaker, not a drain).
     only_rate_limited: bool,
+    avoid: &'a [Arc<Target>],
     attempt: &'a F,
 }
 
@@ -144,7 +161,8 @@ where
 {
     async fn leg(&mut self, leg: &Leg, plan: &Plan) -> LegEnd<T> {
         let route = &leg.route;
-        let order = route.order(&leg.facts);
+        let mut order = route.order(&leg.facts);
+        order.sort_by_key(|t| contains(self.avoid, t));
         if order.is_empty() {
             self.only_rate_limited = false;
             self.skip(route, None, "every target is drained".into());
@@ -156,6 +174,7 @@ where
         let mut tried: Vec<Arc<Target>> = Vec::new();
         let mut skipped: Vec<Arc<Target>> = Vec::new();
         let mut retries = 0;
+        let mut key_retries = 0;
         let mut idx = 0;
         // Bounded even if every attempt is skipped: each target is looked at a few times at most.
         while sent < budget && idx < order.len() * 3 + budget {
@@ -222,9 +241,16 @@ where
                 return LegEnd::ContentRefused(e);
             }
             let provider = &target.provider;
-            if matches!(status, 401 | 403 | 429) && provider.key_count() > 1 && provider.has_usable_key() {
+            if matches!(status, 401 | 403 | 429)
+                && provider.key_count() > 1
+                && provider.has_usable_key()
+                && key_retries < provider.key_count()
+            {
                 // That key is retired or resting; another key of the same provider may answer.
+                // This is the provider's key problem, not the model's, so it uses no attempt.
                 target.health.release_probe();
+                key_retries += 1;
+                sent -= 1;
                 idx -= 1;
                 self.last_error = Some(e);
                 continue;

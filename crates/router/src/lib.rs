@@ -9,7 +9,7 @@ mod strategy;
 mod target;
 
 pub use catalogue::{Caller, Catalogue, Demand, HedgeAfter, Leg, ModelRoute, Plan, RetryOn, RetryPolicy, Sticky};
-pub use execute::{Attempt, AttemptRecord, Execution, Outcome, execute};
+pub use execute::{Attempt, AttemptRecord, Execution, Outcome, execute, execute_avoiding};
 pub use health::{BreakerPolicy, BreakerState, Health, HealthReport, Refusal};
 pub use rules::{RequestView, Rule, RuleError, apply_rules};
 pub use strategy::{Facts, Strategy};

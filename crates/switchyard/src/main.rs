@@ -88,6 +88,15 @@ struct MockArgs {
     /// Send broken data: `json` or `sse`.
     #[arg(long)]
     malformed: Option<String>,
+    /// Apply --status only to the first N requests, then answer normally.
+    #[arg(long)]
+    fail_first: Option<u64>,
+    /// The `code` in error bodies (e.g. context_length_exceeded).
+    #[arg(long)]
+    error_code: Option<String>,
+    /// Answer 401 to this bearer key.
+    #[arg(long)]
+    deny_key: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -142,6 +151,9 @@ fn faults(a: &MockArgs) -> Faults {
         stall_after: a.stall_after,
         cut_after: a.cut_after,
         malformed: a.malformed.clone(),
+        fail_first: a.fail_first,
+        error_code: a.error_code.clone(),
+        deny_key: a.deny_key.clone(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The OpenAI surface: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -12,7 +13,9 @@ use serde_json::Value;
 use switchyard_policy::authorize_model;
 use switchyard_protocols::{openai, sse};
 use switchyard_providers::{ChatOutcome, EventStream, StreamItem};
-use switchyard_router::{Attempt, Caller, Demand, Execution, Plan, RequestView, apply_rules, execute};
+use switchyard_router::{
+    Attempt, Caller, Demand, Execution, Plan, RequestView, Target, apply_rules, execute, execute_avoiding,
+};
 use switchyard_types::{
     ChatRequest, ContentPart, EmbeddingInput, EmbeddingRequest, GatewayError, JsonMap, Message, Protocol,
     ResponseFormat, Role, StreamEvent,
@@ -177,10 +180,11 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
         Err(e) => SurfaceError::openai(e.clone()).into_response(),
     };
     routing_headers(resp.headers_mut(), &exec);
-    if let Ok(ChatOutcome::Stream(events)) = exec.result {
+    let answered = exec.answered.as_ref().map(|(_, t)| t.clone());
+    if let (Ok(ChatOutcome::Stream(events)), Some(target)) = (exec.result, answered) {
         let relay = Relay::new(passthrough, req.stream_usage);
         let recovery = recover.then(|| Recovery { state: state.clone(), req, plan, used: false });
-        *resp.body_mut() = sse_body(events, relay, recovery);
+        *resp.body_mut() = sse_body(events, target, relay, recovery);
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -206,15 +210,17 @@ struct Recovery {
 
 /// The client's SSE body: the relay's frames for each upstream item, a continuation if the
 /// upstream breaks and recovery is on, and `[DONE]` at a clean end.
-fn sse_body(events: EventStream, relay: Relay, recovery: Option<Recovery>) -> Body {
+fn sse_body(events: EventStream, target: Arc<Target>, relay: Relay, recovery: Option<Recovery>) -> Body {
     struct Pump {
         current: EventStream,
+        /// The target streaming now: a break mid-stream counts against its health.
+        target: Arc<Target>,
         relay: Relay,
         recovery: Option<Recovery>,
         pending: VecDeque<Bytes>,
         done: bool,
     }
-    let pump = Pump { current: events, relay, recovery, pending: VecDeque::new(), done: false };
+    let pump = Pump { current: events, target, relay, recovery, pending: VecDeque::new(), done: false };
     let stream = futures_util::stream::unfold(pump, |mut p| async move {
         loop {
             if let Some(frame) = p.pending.pop_front() {
@@ -233,11 +239,16 @@ fn sse_body(events: EventStream, relay: Relay, recovery: Option<Recovery>) -> Bo
                 }
                 Some(item) => {
                     let failed = item.events.iter().any(|e| matches!(e, StreamEvent::Error(_)));
+                    if failed {
+                        p.target.health.record_failure();
+                    }
                     if failed
                         && p.relay.continuable()
-                        && let Some(next) = continue_stream(&mut p.recovery, &p.relay.text_sent).await
+                        && let Some((next, target)) =
+                            continue_stream(&mut p.recovery, &p.target, &p.relay.text_sent).await
                     {
                         p.current = next;
+                        p.target = target;
                         p.relay.passthrough = false;
                         continue;
                     }
@@ -253,7 +264,11 @@ fn sse_body(events: EventStream, relay: Relay, recovery: Option<Recovery>) -> Bo
 
 /// Asks for the rest of a broken answer: the conversation, the partial answer as the assistant's
 /// turn, and a request to go on from there. Used once per request.
-async fn continue_stream(recovery: &mut Option<Recovery>, text_sent: &str) -> Option<EventStream> {
+async fn continue_stream(
+    recovery: &mut Option<Recovery>,
+    broken: &Arc<Target>,
+    text_sent: &str,
+) -> Option<(EventStream, Arc<Target>)> {
     let r = recovery.as_mut().filter(|r| !r.used)?;
     r.used = true;
     let mut req = r.req.clone();
@@ -268,9 +283,9 @@ async fn continue_stream(recovery: &mut Option<Recovery>, text_sent: &str) -> Op
         ));
     }
     let state = r.state.clone();
-    let exec = execute(&r.plan, |a| chat_attempt(&state, &req, None, a)).await;
-    match exec.result {
-        Ok(ChatOutcome::Stream(s)) => Some(s),
+    let exec = execute_avoiding(&r.plan, std::slice::from_ref(broken), |a| chat_attempt(&state, &req, None, a)).await;
+    match (exec.result, exec.answered) {
+        (Ok(ChatOutcome::Stream(s)), Some((_, target))) => Some((s, target)),
         _ => None,
     }
 }

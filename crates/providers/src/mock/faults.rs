@@ -29,6 +29,12 @@ pub struct Faults {
     /// Send broken data: `json` (a non-streamed body that is not JSON) or `sse` (a stream frame
     /// that is not JSON).
     pub malformed: Option<String>,
+    /// Apply `status` only to the first N requests this mock receives, then answer normally.
+    pub fail_first: Option<u64>,
+    /// The `code` in error bodies (`context_length_exceeded`, `content_policy_violation`, …).
+    pub error_code: Option<String>,
+    /// Answer 401 to requests whose bearer key is this one.
+    pub deny_key: Option<String>,
 }
 
 impl Faults {
@@ -52,6 +58,9 @@ impl Faults {
                 "stall-after" | "stall_after" => f.stall_after = num().map(|n| n as usize),
                 "cut-after" | "cut_after" => f.cut_after = num().map(|n| n as usize),
                 "malformed" => f.malformed = Some(value),
+                "fail-first" | "fail_first" => f.fail_first = num().map(|n| n as u64),
+                "error-code" | "error_code" => f.error_code = Some(value),
+                "deny-key" | "deny_key" => f.deny_key = Some(value),
                 _ => {}
             }
         };

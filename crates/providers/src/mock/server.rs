@@ -26,16 +26,20 @@ pub struct MockStats {
     pub open_streams: AtomicU64,
     pub streams_started: AtomicU64,
     last_request: Mutex<Value>,
+    /// Requests seen per bearer key.
+    keys: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl MockStats {
     fn snapshot(&self) -> Value {
         let last = self.last_request.lock().map(|v| v.clone()).unwrap_or(Value::Null);
+        let keys = self.keys.lock().map(|k| json!(*k)).unwrap_or(Value::Null);
         json!({
             "requests": self.requests.load(Ordering::Relaxed),
             "open_streams": self.open_streams.load(Ordering::Relaxed),
             "streams_started": self.streams_started.load(Ordering::Relaxed),
             "last_request": last,
+            "keys": keys,
         })
     }
 }
@@ -57,6 +61,7 @@ pub fn router(faults: Faults) -> (Router, Arc<MockStats>) {
         .route("/v1/embeddings", post(embeddings))
         .route("/openai/deployments/{deployment}/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route("/openai/models", get(models))
         .route("/mock/stats", get(stats_handler))
         .with_state(state);
     (router, stats)
@@ -75,7 +80,11 @@ async fn stats_handler(State(mock): State<Mock>) -> Response {
     axum::Json(mock.stats.snapshot()).into_response()
 }
 
-async fn models() -> Response {
+async fn models(State(mock): State<Mock>, headers: HeaderMap) -> Response {
+    let faults = mock.faults.overridden(&headers, None);
+    if let Some(status) = faults.status {
+        return error_response(status, faults.retry_after, faults.error_code.as_deref());
+    }
     axum::Json(openai::encode_model_list([openai::ModelEntry {
         id: "mock-model",
         owned_by: "switchyard-mock",
@@ -91,6 +100,15 @@ async fn intake(mock: &Mock, req: Request) -> Result<(Faults, Value), Response> 
     let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024).await.unwrap_or_default();
     let value: Option<Value> = serde_json::from_slice(&bytes).ok();
     let faults = mock.faults.overridden(&parts.headers, value.as_ref());
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    if let (Some(key), Ok(mut keys)) = (&bearer, mock.stats.keys.lock()) {
+        *keys.entry(key.clone()).or_insert(0) += 1;
+    }
     if let Ok(mut last) = mock.stats.last_request.lock() {
         *last = json!({
             "path": parts.uri.path(),
@@ -102,14 +120,18 @@ async fn intake(mock: &Mock, req: Request) -> Result<(Faults, Value), Response> 
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
+    if faults.deny_key.is_some() && bearer == faults.deny_key {
+        return Err(error_response(401, None, Some("invalid_api_key")));
+    }
     let rate_fault = faults.error_rate > 0.0
         && ((n + 1) as f64 * faults.error_rate).floor() > (n as f64 * faults.error_rate).floor();
-    if let Some(status) = faults.status.or(rate_fault.then_some(500)) {
-        return Err(error_response(status, faults.retry_after));
+    let status = faults.status.filter(|_| faults.fail_first.is_none_or(|first| n < first));
+    if let Some(status) = status.or(rate_fault.then_some(500)) {
+        return Err(error_response(status, faults.retry_after, faults.error_code.as_deref()));
     }
     match value {
         Some(v) => Ok((faults, v)),
-        None => Err(error_response(400, None)),
+        None => Err(error_response(400, None, None)),
     }
 }
 
@@ -121,8 +143,8 @@ fn headers_json(headers: &HeaderMap) -> Value {
     Value::Object(m)
 }
 
-fn error_response(status: u16, retry_after: Option<u64>) -> Response {
-    let (kind, code) = match status {
+fn error_response(status: u16, retry_after: Option<u64>, code: Option<&str>) -> Response {
+    let (kind, code_for_status) = match status {
         400 => ("invalid_request_error", "mock_bad_request"),
         401 => ("invalid_request_error", "invalid_api_key"),
         403 => ("permission_error", "mock_forbidden"),
@@ -130,6 +152,7 @@ fn error_response(status: u16, retry_after: Option<u64>) -> Response {
         429 => ("requests", "rate_limit_exceeded"),
         _ => ("server_error", "mock_fault"),
     };
+    let code = code.unwrap_or(code_for_status);
     let body = json!({"error": {"message": format!("mock fault: status {status}"), "type": kind, "param": null, "code": code}});
     let mut resp =
         (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response();
@@ -153,7 +176,7 @@ async fn chat(State(mock): State<Mock>, req: Request) -> Response {
     let ir = match body.as_object().map(openai::decode_chat_request) {
         Some(Ok(ir)) => ir,
         Some(Err(e)) => return (StatusCode::BAD_REQUEST, axum::Json(openai::encode_error(&e))).into_response(),
-        None => return error_response(400, None),
+        None => return error_response(400, None, None),
     };
     let plan = answer::plan(&ir, faults.words);
     let id = format!("chatcmpl-mock{:012x}", answer::fnv(body.to_string().as_bytes()) & 0xffff_ffff_ffff);
@@ -302,7 +325,7 @@ async fn embeddings(State(mock): State<Mock>, req: Request) -> Response {
     let ir = match body.as_object().map(openai::decode_embedding_request) {
         Some(Ok(ir)) => ir,
         Some(Err(e)) => return (StatusCode::BAD_REQUEST, axum::Json(openai::encode_error(&e))).into_response(),
-        None => return error_response(400, None),
+        None => return error_response(400, None, None),
     };
     let texts: Vec<String> = match &ir.input {
         switchyard_types::EmbeddingInput::Texts(t) => t.clone(),
