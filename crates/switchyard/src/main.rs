@@ -97,6 +97,12 @@ struct MockArgs {
     /// Answer 401 to this bearer key.
     #[arg(long)]
     deny_key: Option<String>,
+    /// Make this fraction of requests slow (0.0 to 1.0), evenly spread.
+    #[arg(long, default_value_t = 0.0)]
+    tail_rate: f64,
+    /// The extra delay of a slow request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    tail_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -154,6 +160,8 @@ fn faults(a: &MockArgs) -> Faults {
         fail_first: a.fail_first,
         error_code: a.error_code.clone(),
         deny_key: a.deny_key.clone(),
+        tail_rate: a.tail_rate.clamp(0.0, 1.0),
+        tail: Duration::from_millis(a.tail_ms),
     }
 }
 

@@ -35,6 +35,10 @@ pub struct Faults {
     pub error_code: Option<String>,
     /// Answer 401 to requests whose bearer key is this one.
     pub deny_key: Option<String>,
+    /// Make this fraction of requests slow (0.0–1.0), evenly spread, for latency-tail tests.
+    pub tail_rate: f64,
+    /// The extra delay of a slow request.
+    pub tail: Duration,
 }
 
 impl Faults {
@@ -61,6 +65,8 @@ impl Faults {
                 "fail-first" | "fail_first" => f.fail_first = num().map(|n| n as u64),
                 "error-code" | "error_code" => f.error_code = Some(value),
                 "deny-key" | "deny_key" => f.deny_key = Some(value),
+                "tail-rate" | "tail_rate" => f.tail_rate = num().unwrap_or(0.0).min(1.0),
+                "tail-ms" | "tail_ms" => f.tail = num().map_or(f.tail, |n| Duration::from_secs_f64(n / 1000.0)),
                 _ => {}
             }
         };

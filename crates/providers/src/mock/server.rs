@@ -117,14 +117,15 @@ async fn intake(mock: &Mock, req: Request) -> Result<(Faults, Value), Response> 
             "body": value.clone().unwrap_or(Value::Null),
         });
     }
-    if !faults.latency.is_zero() {
-        tokio::time::sleep(faults.latency).await;
+    let slow = every(n, faults.tail_rate);
+    let delay = faults.latency + if slow { faults.tail } else { Duration::ZERO };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     if faults.deny_key.is_some() && bearer == faults.deny_key {
         return Err(error_response(401, None, Some("invalid_api_key")));
     }
-    let rate_fault = faults.error_rate > 0.0
-        && ((n + 1) as f64 * faults.error_rate).floor() > (n as f64 * faults.error_rate).floor();
+    let rate_fault = every(n, faults.error_rate);
     let status = faults.status.filter(|_| faults.fail_first.is_none_or(|first| n < first));
     if let Some(status) = status.or(rate_fault.then_some(500)) {
         return Err(error_response(status, faults.retry_after, faults.error_code.as_deref()));
@@ -133,6 +134,12 @@ async fn intake(mock: &Mock, req: Request) -> Result<(Faults, Value), Response> 
         Some(v) => Ok((faults, v)),
         None => Err(error_response(400, None, None)),
     }
+}
+
+/// Whether request `n` is one of a `rate` fraction spread evenly over the sequence (repeatable,
+/// unlike a random draw).
+fn every(n: u64, rate: f64) -> bool {
+    rate > 0.0 && ((n + 1) as f64 * rate).floor() > (n as f64 * rate).floor()
 }
 
 fn headers_json(headers: &HeaderMap) -> Value {
