@@ -242,7 +242,7 @@ impl<'de> Deserialize<'de> for Seconds {
             Text(String),
         }
         let parsed = match Raw::deserialize(d)? {
-            Raw::Number(n) => (n.is_finite() && n >= 0.0).then(|| Duration::from_secs_f64(n)),
+            Raw::Number(n) => seconds(n),
             Raw::Text(t) => parse_duration(&t),
         };
         parsed.map(Seconds).ok_or_else(|| serde::de::Error::custom("expected a duration such as 500ms, 10s, 2m or 1h"))
@@ -262,7 +262,15 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "d" => n * 86400.0,
         _ => return None,
     };
-    Some(Duration::from_secs_f64(secs))
+    seconds(secs)
+}
+
+/// The longest duration any setting takes: a year. Longer values are typos, and unbounded ones
+/// would overflow clocks.
+const MAX_DURATION_SECS: f64 = 365.0 * 86_400.0;
+
+fn seconds(n: f64) -> Option<Duration> {
+    (n.is_finite() && (0.0..=MAX_DURATION_SECS).contains(&n)).then(|| Duration::from_secs_f64(n))
 }
 
 /// A config error, located where the file can say where.
@@ -311,8 +319,8 @@ fn strip_location(message: &str) -> &str {
     rest
 }
 
-/// Replaces `${VAR}` and `${VAR:-default}`. An unset variable without a default is an error,
-/// because an empty `master_key` or `api_key` would silently change what the gateway does.
+/// Replaces `${VAR}` and `${VAR:-default}`. An unset or empty variable without a default is an
+/// error, because an empty `master_key` or `api_key` would silently change what the gateway does.
 /// `$${` writes a literal `${`. Values are substituted as text, so line numbers stay true.
 fn interpolate(name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
@@ -321,17 +329,19 @@ fn interpolate(name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> 
         let code_end = comment_start(line).unwrap_or(line.len());
         let (code, comment) = line.split_at(code_end);
         let mut rest = code;
-        while let Some(start) = rest.find("${") {
-            if rest[..start].ends_with('$') {
-                out.push_str(&rest[..start - 1]);
+        while let Some(found) = rest.find("${") {
+            // Where this reference starts in the line, for the error's column.
+            let at = code.len() - rest.len() + found;
+            if rest[..found].ends_with('$') {
+                out.push_str(&rest[..found - 1]);
                 out.push_str("${");
-                rest = &rest[start + 2..];
+                rest = &rest[found + 2..];
                 continue;
             }
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
+            out.push_str(&rest[..found]);
+            let after = &rest[found + 2..];
             let Some(end) = after.find('}') else {
-                return Err(located(name, line_no, code, start, "unclosed ${ in variable reference"));
+                return Err(located(name, line_no, code, at, "unclosed ${ in variable reference"));
             };
             let expr = &after[..end];
             let (var, default) = match expr.split_once(":-") {
@@ -340,21 +350,21 @@ fn interpolate(name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> 
             };
             let valid = !var.is_empty() && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                return Err(located(name, line_no, code, start, &format!("'{var}' is not a valid variable name")));
+                return Err(located(name, line_no, code, at, &format!("'{var}' is not a valid variable name")));
             }
-            match (env(var), default) {
-                (Some(v), _) if !v.is_empty() || default.is_none() => out.push_str(&v),
-                (_, Some(d)) => out.push_str(d),
+            match (env(var).filter(|v| !v.is_empty()), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
                 (None, None) => {
+                    let why = if env(var).is_some() { "is set but empty" } else { "is not set" };
                     return Err(located(
                         name,
                         line_no,
                         code,
-                        start,
-                        &format!("environment variable {var} is not set (write ${{{var}:-}} to allow it to be empty)"),
+                        at,
+                        &format!("environment variable {var} {why} (write ${{{var}:-}} to allow it to be empty)"),
                     ));
                 }
-                (Some(v), None) => out.push_str(&v),
             }
             rest = &after[end + 1..];
         }
@@ -441,6 +451,12 @@ keys:
         let e = interpolate("f", "x: 1\ny:  ${NOPE}\n", &env).unwrap_err();
         assert_eq!(e.location, Some((2, 5)));
         assert!(e.to_string().contains("NOPE"), "{e}");
+        let e = interpolate("f", "a: [${SET}, ${NOPE}]\n", &env).unwrap_err();
+        assert_eq!(e.location, Some((1, 13)), "the second reference's own column");
+        let e = interpolate("f", "\u{e9}: ${SET}x${NOPE}\n", &env).unwrap_err();
+        assert_eq!(e.location, Some((1, 11)), "columns count characters");
+        let e = interpolate("f", "k: ${EMPTY}\n", &env).unwrap_err();
+        assert!(e.to_string().contains("set but empty"), "{e}");
     }
 
     #[test]
@@ -459,6 +475,8 @@ keys:
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("fast"), None);
+        assert_eq!(parse_duration("99999999999999999999999h"), None);
+        assert_eq!(parse_duration("1e30"), None);
     }
 
     #[test]

@@ -86,7 +86,11 @@ async fn first_token(provider: &str, mut stream: EventStream, by: Instant) -> Re
             GatewayError::new(ErrorKind::Timeout, format!("provider '{provider}' sent no first token in time"))
                 .with_code("first_token_timeout")
         })?;
-        let Some(item) = item else { break };
+        let Some(item) = item else {
+            // The upstream ended already: what was read is all there is (a finished stream must
+            // not be polled again).
+            return Ok(Box::pin(futures_util::stream::iter(head)));
+        };
         if let Some(StreamEvent::Error(e)) = item.events.iter().find(|e| matches!(e, StreamEvent::Error(_))) {
             return Err(e.clone());
         }
@@ -162,9 +166,24 @@ async fn post_json(
     if let Some(key) = key {
         provider.report_key(key, status.as_u16(), after);
     }
+    if matches!(status.as_u16(), 401 | 403) {
+        // The provider refused the gateway's credential. Its message may quote that key, and
+        // the client would read the status as a verdict on its own key: neither goes out.
+        let mut e = GatewayError::upstream(
+            502,
+            format!("provider '{}' refused the gateway's credentials ({status})", provider.name),
+        )
+        .with_code(UPSTREAM_AUTH_ERROR);
+        e.kind = ErrorKind::Unavailable;
+        return Err(e);
+    }
     let body = read_body(&provider.name, resp, deadline).await.unwrap_or_default();
     Err(openai::decode_error(status.as_u16(), &body, after))
 }
+
+/// The code of a provider's credential refusal once its message is hidden; the router rotates to
+/// another key of the provider on it.
+pub const UPSTREAM_AUTH_ERROR: &str = "upstream_auth_error";
 
 fn parse_json(provider: &str, bytes: &Bytes) -> Result<Value, GatewayError> {
     serde_json::from_slice(bytes).map_err(|e| {

@@ -149,8 +149,37 @@ pub(crate) fn transport_error(provider: &str, e: &reqwest::Error) -> GatewayErro
     err
 }
 
+/// The longest `retry-after` believed: a provider asking for more is treated as asking for an
+/// hour (and a broken header cannot overflow a clock).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// Parses a `retry-after` header in seconds (the form providers use).
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    let secs = v.trim().parse::<f64>().ok().filter(|s| *s >= 0.0)?;
+    Duration::try_from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_parsed_and_clamped() {
+        let parse = |v: &str| {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(
+                reqwest::header::RETRY_AFTER,
+                reqwest::header::HeaderValue::from_str(v).unwrap_or_else(|e| panic!("{e}")),
+            );
+            retry_after(&h)
+        };
+        assert_eq!(parse("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse("1e20"), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse("10000000000000000000"), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse("-1"), None);
+        assert_eq!(parse("NaN"), None);
+        assert_eq!(parse("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
 }

@@ -125,11 +125,17 @@ pub struct Provider {
 }
 
 /// One credential and what the provider said about it.
-#[derive(Debug)]
 struct ApiKey {
     value: String,
     retired: AtomicBool,
     resting_until: Mutex<Option<Instant>>,
+}
+
+/// Never prints the key: a `{:?}` of a provider (or anything holding one) must not leak it.
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey").field("value", &"<redacted>").field("retired", &self.retired).finish()
+    }
 }
 
 impl ApiKey {
@@ -163,6 +169,11 @@ impl Provider {
             .into_iter()
             .map(|value| ApiKey { value, retired: AtomicBool::new(false), resting_until: Mutex::new(None) })
             .collect();
+        if let Some(check) = spec.health_check
+            && !(check.interval_secs.is_finite() && (0.05..=86_400.0).contains(&check.interval_secs))
+        {
+            return Err(format!("provider '{name}': health_check.interval_secs must be between 0.05 and 86400"));
+        }
         for (k, v) in &spec.headers {
             if http::HeaderName::from_bytes(k.as_bytes()).is_err() || http::HeaderValue::from_str(v).is_err() {
                 return Err(format!("provider '{name}': header '{k}' is not a valid HTTP header"));
@@ -240,8 +251,10 @@ impl Provider {
                 }
             }
             429 => {
+                let now = Instant::now();
+                let until = now.checked_add(retry_after.unwrap_or(DEFAULT_KEY_REST)).unwrap_or(now);
                 if let Ok(mut t) = key.resting_until.lock() {
-                    *t = Some(Instant::now() + retry_after.unwrap_or(DEFAULT_KEY_REST));
+                    *t = Some(until);
                 }
             }
             _ => {}
@@ -322,6 +335,15 @@ mod tests {
         let mut s = spec(ProviderType::Ollama);
         s.api_key = None;
         assert!(Provider::new("l", &s).is_ok());
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_key() {
+        let p = Provider::new("o", &spec(ProviderType::Openai)).unwrap_or_else(|e| panic!("{e}"));
+        let mut s = spec(ProviderType::Openai);
+        s.api_key = Some("sk-very-secret-value".into());
+        let q = Provider::new("o", &s).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!format!("{p:?}{q:?}").contains("sk-very-secret-value"));
     }
 
     #[test]

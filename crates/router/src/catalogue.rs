@@ -1,8 +1,8 @@
 //! Public model names, their targets, and the plan of attempts for one request.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use switchyard_providers::{Provider, Timeouts};
@@ -177,7 +177,14 @@ pub struct Catalogue {
     providers: HashMap<String, Arc<Provider>>,
     /// Where a bare model name that no route names goes (zero-config mode).
     default_provider: Option<String>,
+    /// Routes made for `provider/model` names, kept so their targets keep breakers and rate
+    /// limits across requests. Bounded: the names come from clients.
+    direct: Mutex<HashMap<String, Arc<ModelRoute>>>,
 }
+
+/// Direct routes remembered at most; past it the memory starts over (a client inventing names
+/// must not grow it without end).
+const MAX_DIRECT_ROUTES: usize = 1024;
 
 impl Catalogue {
     pub fn new(providers: HashMap<String, Arc<Provider>>, default_provider: Option<String>) -> Self {
@@ -284,8 +291,16 @@ impl Catalogue {
             _ => (self.default_provider.as_deref()?, model),
         };
         let provider = self.providers.get(provider)?.clone();
-        let target = Arc::new(Target::new(provider, upstream_model));
-        Some(Arc::new(ModelRoute::new(model, vec![target])))
+        let mut known = self.direct.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(route) = known.get(model) {
+            return Some(route.clone());
+        }
+        if known.len() >= MAX_DIRECT_ROUTES {
+            known.clear();
+        }
+        let route = Arc::new(ModelRoute::new(model, vec![Arc::new(Target::new(provider, upstream_model))]));
+        known.insert(model.to_string(), route.clone());
+        Some(route)
     }
 }
 
@@ -295,5 +310,39 @@ fn sticky_value(sticky: &Sticky, caller: &Caller) -> Option<String> {
         Sticky::User => caller.user.map(str::to_string),
         Sticky::Session => caller.session.map(str::to_string),
         Sticky::Header(name) => caller.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).map(str::to_string),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use switchyard_providers::{ProviderSpec, ProviderType};
+
+    use super::*;
+
+    #[test]
+    fn direct_routes_keep_their_target_across_requests() {
+        let spec = ProviderSpec {
+            kind: ProviderType::Ollama,
+            api_key: None,
+            api_keys: Vec::new(),
+            base_url: None,
+            api_version: None,
+            headers: BTreeMap::new(),
+            health_check: None,
+        };
+        let provider = Arc::new(Provider::new("local", &spec).unwrap_or_else(|e| panic!("{e}")));
+        let catalogue = Catalogue::new([("local".to_string(), provider)].into(), None);
+        let headers = http::HeaderMap::new();
+        let caller = Caller { key: "k", user: None, session: None, headers: &headers };
+        let target = |model: &str| {
+            let plan = catalogue.plan(model, &[], Demand::default(), &caller).unwrap_or_else(|e| panic!("{e}"));
+            plan.legs[0].route.targets[0].clone()
+        };
+        // The same target (and so the same breaker and rate limit) every time.
+        assert!(Arc::ptr_eq(&target("local/llama3"), &target("local/llama3")));
+        assert_eq!(target("local/llama3").model, "llama3");
+        assert!(catalogue.plan("elsewhere/x", &[], Demand::default(), &caller).is_err());
     }
 }

@@ -4,12 +4,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use switchyard_providers::UPSTREAM_AUTH_ERROR;
 use switchyard_types::{ErrorKind, GatewayError};
 
 use crate::Target;
 use crate::catalogue::{HedgeAfter, Leg, ModelRoute, Plan};
 use crate::health::Refusal;
-use crate::target::InFlight;
+use crate::target::{InFlight, Permit};
 
 /// One attempt handed to the caller's function.
 pub struct Attempt {
@@ -168,8 +169,10 @@ where
             self.skip(route, None, "every target is drained".into());
             return LegEnd::Exhausted;
         }
-        let budget = route.retry.attempts.unwrap_or(order.len()).max(1);
-        let needed = plan.demand.input_tokens + plan.demand.max_tokens.unwrap_or(0);
+        // By default each target once, and a lone target twice: one retry of a transient failure
+        // is worth it; the breaker stops retries from piling up during an outage.
+        let budget = route.retry.attempts.unwrap_or(order.len().max(2)).max(1);
+        let needed = plan.demand.input_tokens.saturating_add(plan.demand.max_tokens.unwrap_or(0));
         let mut sent = 0;
         let mut tried: Vec<Arc<Target>> = Vec::new();
         let mut skipped: Vec<Arc<Target>> = Vec::new();
@@ -191,34 +194,40 @@ where
                 }
                 continue;
             }
-            if let Err(refusal) = target.health.try_acquire() {
-                let others = order.iter().any(|t| !Arc::ptr_eq(t, &target) && t.is_available());
-                let waited = match refusal {
-                    // A pause the provider asked for is worth waiting out when it is short and
-                    // nothing else can answer; a breaker's cooldown never is.
-                    Refusal::RateLimited(wait) if wait <= route.retry.max_wait && !others => {
-                        tokio::time::sleep(wait).await;
-                        target.health.try_acquire().is_ok()
+            let permit = match target.acquire() {
+                Ok(permit) => permit,
+                Err(refusal) => {
+                    let others = order.iter().any(|t| !Arc::ptr_eq(t, &target) && t.is_available());
+                    let waited = match refusal {
+                        // A pause the provider asked for is worth waiting out when it is short
+                        // and nothing else can answer; a breaker's cooldown never is.
+                        Refusal::RateLimited(wait) if wait <= route.retry.max_wait && !others => {
+                            tokio::time::sleep(wait).await;
+                            target.acquire().ok()
+                        }
+                        _ => None,
+                    };
+                    match waited {
+                        Some(permit) => permit,
+                        None => {
+                            self.soonest = Some(self.soonest.map_or(refusal.wait(), |s| s.min(refusal.wait())));
+                            self.only_rate_limited &= matches!(refusal, Refusal::RateLimited(_));
+                            if !contains(&skipped, &target) {
+                                skipped.push(target.clone());
+                                let why = match refusal {
+                                    Refusal::Open(w) => format!("breaker open, retry in {} ms", w.as_millis()),
+                                    Refusal::RateLimited(w) => format!("rate-limited, retry in {} ms", w.as_millis()),
+                                };
+                                self.skip(route, Some(&target), why);
+                            }
+                            if !order.iter().any(|t| t.is_available()) {
+                                break;
+                            }
+                            continue;
+                        }
                     }
-                    _ => false,
-                };
-                if !waited {
-                    self.soonest = Some(self.soonest.map_or(refusal.wait(), |s| s.min(refusal.wait())));
-                    self.only_rate_limited &= matches!(refusal, Refusal::RateLimited(_));
-                    if !contains(&skipped, &target) {
-                        skipped.push(target.clone());
-                        let why = match refusal {
-                            Refusal::Open(w) => format!("breaker open, retry in {} ms", w.as_millis()),
-                            Refusal::RateLimited(w) => format!("rate-limited, retry in {} ms", w.as_millis()),
-                        };
-                        self.skip(route, Some(&target), why);
-                    }
-                    if !order.iter().any(|t| t.is_available()) {
-                        break;
-                    }
-                    continue;
                 }
-            }
+            };
             if contains(&tried, &target) {
                 retries += 1;
                 tokio::time::sleep(route.retry.backoff(retries)).await;
@@ -226,29 +235,26 @@ where
             tried.push(target.clone());
             sent += 1;
             let backup = order.iter().find(|t| !contains(&tried, t) && t.is_available()).cloned();
-            let (result, target) = self.hedged(route, target, backup, &mut tried).await;
+            let (result, target) = self.hedged(route, target, permit, backup, &mut tried).await;
             let e = match result {
                 Ok(value) => return LegEnd::Answered(value, target),
                 Err(e) => e,
             };
             let status = e.http_status();
             if is_context_overflow(&e) {
-                target.health.release_probe();
                 return LegEnd::TooLong(Some(e));
             }
             if is_content_refusal(&e) {
-                target.health.release_probe();
                 return LegEnd::ContentRefused(e);
             }
             let provider = &target.provider;
-            if matches!(status, 401 | 403 | 429)
+            if (status == 429 || e.code.as_deref() == Some(UPSTREAM_AUTH_ERROR))
                 && provider.key_count() > 1
                 && provider.has_usable_key()
                 && key_retries < provider.key_count()
             {
                 // That key is retired or resting; another key of the same provider may answer.
                 // This is the provider's key problem, not the model's, so it uses no attempt.
-                target.health.release_probe();
                 key_retries += 1;
                 sent -= 1;
                 idx -= 1;
@@ -256,16 +262,9 @@ where
                 continue;
             }
             if !route.retry.retries(&e) {
-                target.health.release_probe();
                 return LegEnd::Final(e);
             }
-            if status == 429 {
-                // Rate-limited is alive, not broken: hold the target back, leave the breaker be.
-                target.health.release_probe();
-                target.health.limit_for(e.retry_after.unwrap_or(Duration::from_secs(1)));
-            } else {
-                target.health.record_failure();
-            }
+            note_failure(route, &target, &e);
             self.last_error = Some(e);
         }
         LegEnd::Exhausted
@@ -276,11 +275,12 @@ where
         &mut self,
         route: &Arc<ModelRoute>,
         target: Arc<Target>,
+        permit: Permit,
         backup: Option<Arc<Target>>,
         tried: &mut Vec<Arc<Target>>,
     ) -> (Result<T, GatewayError>, Arc<Target>) {
         let (Some(hedge), Some(backup)) = (route.hedge, backup) else {
-            let (result, record) = one(self.attempt, route.clone(), target.clone()).await;
+            let (result, record) = one(self.attempt, route.clone(), target.clone(), permit).await;
             self.attempts.push(record);
             return (result, target);
         };
@@ -288,7 +288,7 @@ where
             HedgeAfter::Fixed(d) => d,
             HedgeAfter::P95 { until_known } => target.stats.p95_ttft().unwrap_or(until_known),
         };
-        let first = one(self.attempt, route.clone(), target.clone());
+        let first = one(self.attempt, route.clone(), target.clone(), permit);
         tokio::pin!(first);
         tokio::select! {
             (result, record) = &mut first => {
@@ -297,38 +297,43 @@ where
             }
             () = tokio::time::sleep(delay) => {}
         }
-        if backup.health.try_acquire().is_err() {
+        let Ok(backup_permit) = backup.acquire() else {
             let (result, record) = first.await;
             self.attempts.push(record);
             return (result, target);
-        }
+        };
         tried.push(backup.clone());
-        let second = one(self.attempt, route.clone(), backup.clone());
+        let second = one(self.attempt, route.clone(), backup.clone(), backup_permit);
         tokio::pin!(second);
-        // The first answer wins; the other attempt is dropped, which cancels its upstream call.
-        let (winner, loser, result) = tokio::select! {
+        // The first answer wins; the other attempt is dropped, which cancels its upstream call
+        // (and releases its breaker probe, if it held one). A failure is noted for its target
+        // before waiting on the other.
+        let (result, winner, loser) = tokio::select! {
             (result, record) = &mut first => {
                 self.attempts.push(record);
-                if result.is_ok() {
-                    (target, backup, result)
-                } else {
-                    let (r2, rec2) = second.await;
-                    self.attempts.push(rec2);
-                    return (r2, backup);
+                match result {
+                    Ok(v) => (Ok(v), target, backup),
+                    Err(e) => {
+                        note_failure(route, &target, &e);
+                        let (result, record) = second.await;
+                        self.attempts.push(record);
+                        return (result, backup);
+                    }
                 }
             }
             (result, record) = &mut second => {
                 self.attempts.push(record);
-                if result.is_ok() {
-                    (backup, target, result)
-                } else {
-                    let (r1, rec1) = first.await;
-                    self.attempts.push(rec1);
-                    return (r1, target);
+                match result {
+                    Ok(v) => (Ok(v), backup, target),
+                    Err(e) => {
+                        note_failure(route, &backup, &e);
+                        let (result, record) = first.await;
+                        self.attempts.push(record);
+                        return (result, target);
+                    }
                 }
             }
         };
-        loser.health.release_probe();
         self.attempts.push(AttemptRecord {
             model: route.name.clone(),
             provider: loser.provider.name.clone(),
@@ -371,11 +376,13 @@ where
     }
 }
 
-/// Makes one call and times it. A success records the time to first token.
+/// Makes one call and times it, holding the target's permit until it ends. A success records
+/// the time to first token.
 async fn one<F, Fut, T>(
     attempt: &F,
     route: Arc<ModelRoute>,
     target: Arc<Target>,
+    permit: Permit,
 ) -> (Result<T, GatewayError>, AttemptRecord)
 where
     F: Fn(Attempt) -> Fut,
@@ -385,6 +392,7 @@ where
     let in_flight = InFlight::new(target.clone());
     let result = attempt(Attempt { target: target.clone(), route: route.clone(), in_flight }).await;
     let elapsed = started.elapsed();
+    drop(permit);
     let outcome = match &result {
         Ok(_) => {
             target.health.record_success();
@@ -404,6 +412,19 @@ where
         outcome,
     };
     (result, record)
+}
+
+/// What a retryable failure says about its target: a 429 holds it back for the provider's
+/// `retry-after` (it is alive, not broken); anything else counts against its breaker.
+fn note_failure(route: &ModelRoute, target: &Target, e: &GatewayError) {
+    if !route.retry.retries(e) {
+        return;
+    }
+    if e.http_status() == 429 {
+        target.health.limit_for(e.retry_after.unwrap_or(Duration::from_secs(1)));
+    } else {
+        target.health.record_failure();
+    }
 }
 
 fn contains(list: &[Arc<Target>], t: &Arc<Target>) -> bool {

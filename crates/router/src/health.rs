@@ -7,7 +7,7 @@
 //! This holds for a model with a single target too: during an outage each request fails fast
 //! instead of paying for doomed attempts.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,8 +96,14 @@ impl Health {
         Health { policy, state: Mutex::default() }
     }
 
+    /// The state, even if a thread panicked while holding it: a breaker that silently stops
+    /// working after a panic elsewhere is worse than one that carries on.
+    fn lock(&self) -> MutexGuard<'_, HealthState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub fn state(&self) -> BreakerState {
-        let Ok(s) = self.state.lock() else { return BreakerState::Closed };
+        let s = self.lock();
         match s.open_until {
             None => BreakerState::Closed,
             Some(t) if Instant::now() < t => BreakerState::Open,
@@ -107,7 +113,7 @@ impl Health {
 
     /// Whether a request may be sent now, without taking the probe.
     pub fn is_available(&self) -> bool {
-        let Ok(s) = self.state.lock() else { return true };
+        let s = self.lock();
         let now = Instant::now();
         if s.limited_until.is_some_and(|t| now < t) {
             return false;
@@ -119,44 +125,45 @@ impl Health {
     }
 
     /// Takes permission to send one request: always while closed; once, as the probe, when
-    /// half-open. When refused, says why and for how long.
-    pub fn try_acquire(&self) -> Result<(), Refusal> {
-        let Ok(mut s) = self.state.lock() else { return Ok(()) };
+    /// half-open (then `Ok(true)`: the caller must end the probe with a verdict or
+    /// `release_probe`; `Target::acquire` does that with a guard). When refused, says why and
+    /// for how long.
+    pub fn try_acquire(&self) -> Result<bool, Refusal> {
+        let mut s = self.lock();
         let now = Instant::now();
         if let Some(t) = s.limited_until.filter(|t| now < *t) {
             return Err(Refusal::RateLimited(t - now));
         }
         match s.open_until {
-            None => Ok(()),
+            None => Ok(false),
             Some(t) if now < t => Err(Refusal::Open(t - now)),
             Some(_) if s.probe_in_flight => Err(Refusal::Open(Duration::from_secs(1))),
             Some(_) => {
                 s.probe_in_flight = true;
-                Ok(())
+                Ok(true)
             }
         }
     }
 
     /// How long until this target can be tried, if it cannot now.
     pub fn wait(&self) -> Option<Duration> {
-        let Ok(s) = self.state.lock() else { return None };
+        let s = self.lock();
         let now = Instant::now();
         [s.limited_until, s.open_until].into_iter().flatten().filter(|t| now < *t).max().map(|t| t - now)
     }
 
     pub fn record_success(&self) {
-        if let Ok(mut s) = self.state.lock() {
-            s.consecutive_failures = 0;
-            s.ejections = 0;
-            s.open_until = None;
-            s.probe_in_flight = false;
-            push(&mut s, false);
-        }
+        let mut s = self.lock();
+        s.consecutive_failures = 0;
+        s.ejections = 0;
+        s.open_until = None;
+        s.probe_in_flight = false;
+        push(&mut s, false);
     }
 
     pub fn record_failure(&self) {
-        let Ok(mut s) = self.state.lock() else { return };
-        s.consecutive_failures += 1;
+        let mut s = self.lock();
+        s.consecutive_failures = s.consecutive_failures.saturating_add(1);
         push(&mut s, true);
         let was_probe = s.probe_in_flight;
         s.probe_in_flight = false;
@@ -166,8 +173,8 @@ impl Health {
         if was_probe || s.consecutive_failures >= self.policy.failures || rate_tripped {
             let factor = 1u32 << s.ejections.min(16);
             let cooldown = self.policy.cooldown.saturating_mul(factor).min(self.policy.max_cooldown);
-            s.open_until = Some(Instant::now() + cooldown);
-            s.ejections += 1;
+            s.open_until = Some(after(cooldown));
+            s.ejections = s.ejections.saturating_add(1);
             s.consecutive_failures = 0;
             s.recent.clear();
             s.next = 0;
@@ -176,25 +183,20 @@ impl Health {
 
     /// An attempt ended without a verdict on the target (the client left, or a client error).
     pub fn release_probe(&self) {
-        if let Ok(mut s) = self.state.lock() {
-            s.probe_in_flight = false;
-        }
+        self.lock().probe_in_flight = false;
     }
 
     /// The provider said to wait (`retry-after` on a 429): skip this target until then.
     pub fn limit_for(&self, wait: Duration) {
-        if let Ok(mut s) = self.state.lock() {
-            let until = Instant::now() + wait;
-            s.limited_until = Some(s.limited_until.map_or(until, |t| t.max(until)));
-        }
+        let until = after(wait);
+        let mut s = self.lock();
+        s.limited_until = Some(s.limited_until.map_or(until, |t| t.max(until)));
     }
 
     /// A snapshot for the admin API.
     pub fn report(&self) -> HealthReport {
         let state = self.state();
-        let Ok(s) = self.state.lock() else {
-            return HealthReport { state, consecutive_failures: 0, ejections: 0, retry_in: None };
-        };
+        let s = self.lock();
         let now = Instant::now();
         HealthReport {
             state,
@@ -203,6 +205,12 @@ impl Health {
             retry_in: [s.limited_until, s.open_until].into_iter().flatten().filter(|t| now < *t).max().map(|t| t - now),
         }
     }
+}
+
+/// `now + d`, for any `d`: a provider's absurd `retry-after` must not overflow the clock.
+pub(crate) fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d).or_else(|| now.checked_add(Duration::from_secs(365 * 86_400))).unwrap_or(now)
 }
 
 fn push(s: &mut HealthState, failed: bool) {
@@ -253,13 +261,13 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(h.state(), BreakerState::HalfOpen);
-        assert!(h.try_acquire().is_ok(), "the probe");
+        assert_eq!(h.try_acquire(), Ok(true), "the probe");
         assert!(h.try_acquire().is_err(), "only one probe at a time");
         h.record_failure();
         let wait = h.wait().unwrap_or_default();
         assert!(wait > Duration::from_millis(40), "second ejection lasts longer: {wait:?}");
         std::thread::sleep(wait + Duration::from_millis(5));
-        assert!(h.try_acquire().is_ok());
+        assert_eq!(h.try_acquire(), Ok(true));
         h.record_success();
         assert_eq!(h.state(), BreakerState::Closed);
         assert!(h.try_acquire().is_ok() && h.try_acquire().is_ok());
@@ -273,6 +281,13 @@ mod tests {
         }
         // Successes reset the consecutive count but not the window.
         assert_eq!(h.state(), BreakerState::Open);
+    }
+
+    #[test]
+    fn absurd_waits_do_not_overflow() {
+        let h = fast();
+        h.limit_for(Duration::MAX);
+        assert!(matches!(h.try_acquire(), Err(Refusal::RateLimited(_))));
     }
 
     #[test]

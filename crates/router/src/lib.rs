@@ -13,4 +13,4 @@ pub use execute::{Attempt, AttemptRecord, Execution, Outcome, execute, execute_a
 pub use health::{BreakerPolicy, BreakerState, Health, HealthReport, Refusal};
 pub use rules::{RequestView, Rule, RuleError, apply_rules};
 pub use strategy::{Facts, Strategy};
-pub use target::{InFlight, Price, Target, TargetStats};
+pub use target::{InFlight, Permit, Price, Target, TargetStats};

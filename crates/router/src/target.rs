@@ -8,7 +8,7 @@ use std::time::Duration;
 use switchyard_providers::Provider;
 
 use crate::Health;
-use crate::health::BreakerPolicy;
+use crate::health::{BreakerPolicy, Refusal};
 
 /// Dollars per million tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -69,6 +69,29 @@ impl Target {
         match self.price {
             Some(p) => (input_tokens as f64 * p.input_per_mtok + output_tokens as f64 * p.output_per_mtok) / 1e6,
             None => f64::INFINITY,
+        }
+    }
+}
+
+impl Target {
+    /// Permission to send one request to this target. When the request is the breaker's probe,
+    /// the permit ends the probe when it is dropped, however the attempt ends (a verdict, a
+    /// cancelled hedge, a client that left), so a target can never be locked out by a lost probe.
+    pub fn acquire(self: &Arc<Self>) -> Result<Permit, Refusal> {
+        let probe = self.health.try_acquire()?;
+        Ok(Permit { target: self.clone(), probe })
+    }
+}
+
+pub struct Permit {
+    target: Arc<Target>,
+    probe: bool,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.probe {
+            self.target.health.release_probe();
         }
     }
 }
@@ -148,6 +171,35 @@ impl Drop for InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dropped_probe_permit_frees_the_probe() {
+        use std::collections::BTreeMap;
+        use switchyard_providers::{ProviderSpec, ProviderType};
+        let spec = ProviderSpec {
+            kind: ProviderType::Ollama,
+            api_key: None,
+            api_keys: Vec::new(),
+            base_url: None,
+            api_version: None,
+            headers: BTreeMap::new(),
+            health_check: None,
+        };
+        let provider = Arc::new(Provider::new("p", &spec).unwrap_or_else(|e| panic!("{e}")));
+        let mut t = Target::new(provider, "m");
+        t.health = Health::new(BreakerPolicy { cooldown: Duration::from_millis(10), ..Default::default() });
+        let t = Arc::new(t);
+        for _ in 0..3 {
+            t.health.record_failure();
+        }
+        std::thread::sleep(Duration::from_millis(15));
+        let probe = t.acquire();
+        assert!(probe.is_ok());
+        assert!(t.acquire().is_err(), "one probe at a time");
+        // The client left before any verdict: the probe must not stay taken.
+        drop(probe);
+        assert!(t.acquire().is_ok());
+    }
 
     #[test]
     fn ewma_follows_and_p95_reads_the_tail() {

@@ -139,33 +139,41 @@ async fn client_errors_have_openai_shape_and_status() {
 #[tokio::test]
 async fn upstream_errors_keep_status_message_and_retry_after() {
     let up = mock(&[]);
-    let (gw, _) = gateway(&simple_config(&up, ""));
+    // Each fault gets a model of its own: rate limits and breakers carry across requests.
+    let models: String = ["s400", "s429", "s503", "json"]
+        .iter()
+        .map(|m| format!("  - name: {m}\n    targets: [{{ provider: up, model: mock-large }}]\n"))
+        .collect();
+    let (gw, _) = gateway(&simple_config(&up, &models));
     let url = format!("{}/v1/chat/completions", gw.url);
     // Broken JSON from the upstream is a 502, not a crash.
-    let body = json!({"model": "chat", "messages": user("hi"), "mock": {"malformed": "json"}});
+    let body = json!({"model": "json", "messages": user("hi"), "mock": {"malformed": "json"}});
     let resp = post(&url, Some(MASTER), &body).await;
     assert_eq!(resp.status(), 502);
     assert_eq!(json(resp).await["error"]["code"], "upstream_invalid_json");
-    // 429 last: it holds the target back for its retry-after, as it should.
     for status in [400u16, 503, 429] {
-        let body = json!({"model": "chat", "messages": user("hi"), "mock": {"status": status, "retry_after": 7}});
+        let body = json!({"model": format!("s{status}"), "messages": user("hi"), "mock": {"status": status, "retry_after": 7}});
         let resp = post(&url, Some(MASTER), &body).await;
         assert_eq!(resp.status(), status);
         if status == 429 {
             assert_eq!(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("7"));
         }
         let err = json(resp).await;
-        assert_eq!(err["error"]["message"], format!("mock fault: status {status}"));
+        let message = err["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(&format!("mock fault: status {status}")), "{message}");
     }
     // While the provider's retry-after runs, the target is held back: the next request is told
     // to come back later without a doomed call upstream.
     let before = mock_stats(&up).await["requests"].as_u64();
-    let resp = post(&url, Some(MASTER), &json!({"model": "chat", "messages": user("hi")})).await;
+    let resp = post(&url, Some(MASTER), &json!({"model": "s429", "messages": user("hi")})).await;
     assert_eq!(resp.status(), 429);
     assert!(resp.headers().get("retry-after").is_some());
     assert_eq!(resp.headers()["x-switchyard-attempts"], "0");
     assert_eq!(json(resp).await["error"]["code"], "all_targets_rate_limited");
     assert_eq!(mock_stats(&up).await["requests"].as_u64(), before);
+    // Other models' targets are not held back.
+    let resp = post(&url, Some(MASTER), &json!({"model": "chat", "messages": user("hi")})).await;
+    assert_eq!(resp.status(), 200);
 }
 
 #[tokio::test]
@@ -187,7 +195,8 @@ async fn falls_back_on_5xx_and_on_connection_refused() {
         post(&format!("{}/v1/chat/completions", gw.url), None, &json!({"model": "a", "messages": user("hi")})).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-switchyard-provider"], "good");
-    assert_eq!(resp.headers()["x-switchyard-attempts"], "3");
+    // A lone target gets one retry by default: bad twice, gone twice, then good.
+    assert_eq!(resp.headers()["x-switchyard-attempts"], "5");
 
     // All targets down: the last error, with every attempt listed.
     let resp =
@@ -198,7 +207,7 @@ async fn falls_back_on_5xx_and_on_connection_refused() {
     let resp =
         post(&format!("{}/v1/chat/completions", gw2.url), None, &json!({"model": "a", "messages": user("hi")})).await;
     assert_eq!(resp.status(), 502);
-    assert_eq!(resp.headers()["x-switchyard-attempts"], "2");
+    assert_eq!(resp.headers()["x-switchyard-attempts"], "4");
     let msg = json(resp).await["error"]["message"].as_str().unwrap_or_default().to_string();
     assert!(msg.contains("bad/m") && msg.contains("gone/m"), "{msg}");
 }
@@ -408,4 +417,37 @@ async fn more_than_a_hundred_concurrent_streams_all_complete() {
     }
     assert_eq!(completed, 150);
     assert_eq!(mock_stats(&up).await["streams_started"], 150);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_releases_the_upstream_after_the_stall_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Far more than socket buffers hold, so the gateway feels the client's back-pressure.
+    let up = mock(&["--words", "100000", "--chunks", "100000"]);
+    let config = simple_config(
+        &up,
+        "  - name: strict\n    targets: [{ provider: up, model: m }]\n    timeout: { stall: 500ms }\n",
+    );
+    let (gw, _) = gateway(&config);
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap_or_else(|e| panic!("{e}"));
+    let body = json!({"model": "strict", "stream": true, "messages": user("a very long answer")}).to_string();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {MASTER}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    sock.write_all(head.as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut first = [0u8; 64];
+    let n = sock.read(&mut first).await.unwrap_or(0);
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    // Now read nothing more, but keep the connection open.
+    let waited = Instant::now();
+    while mock_stats(&up).await["open_streams"] != 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the upstream stream is still held by a client that stopped reading"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(sock);
 }

@@ -134,7 +134,9 @@ async fn a_lone_target_cools_down_so_requests_fail_fast() {
             assert_eq!(header(&resp, "x-switchyard-attempts"), "0");
         }
     }
-    assert_eq!(statuses, [500, 500, 500, 503, 503, 503, 503, 503, 503, 503]);
+    // The first request is retried once (both fail), the second fails a third time and opens the
+    // breaker; from then on requests fail fast.
+    assert_eq!(statuses, [500, 500, 503, 503, 503, 503, 503, 503, 503, 503]);
     assert_eq!(requests(&down).await, 3, "only the requests before the breaker opened reached the provider");
 }
 
@@ -301,6 +303,19 @@ async fn several_keys_rotate_and_a_refused_key_is_retired() {
     let keys = &mock_stats(&up).await["keys"];
     assert_eq!(keys["sk-revoked-key-1"], 1, "used once, then retired: {keys}");
     assert_eq!(keys["sk-good-key-2"], 6);
+}
+
+#[tokio::test]
+async fn a_provider_refusing_the_gateway_key_is_not_shown_as_the_clients_auth_error() {
+    let up = mock(&["--deny-key", "sk-gateway-provider-key"]);
+    let providers =
+        format!("  p: {{ type: openai-compatible, base_url: \"{}/v1\", api_key: sk-gateway-provider-key }}\n", up.url);
+    let (gw, _) = gateway(&config(&providers, "  - name: m\n    targets: [{ provider: p, model: x }]\n"));
+    let resp = chat(&gw, "m", json!({})).await;
+    assert_eq!(resp.status(), 502, "not 401: the client's key is fine");
+    let text = resp.text().await.unwrap_or_default();
+    assert!(text.contains("upstream_auth_error"), "{text}");
+    assert!(!text.contains("sk-gateway-provider-key"), "{text}");
 }
 
 async fn admin_target(gw: &Proc, model: &str, index: usize) -> Value {

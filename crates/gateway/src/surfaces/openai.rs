@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -154,9 +155,36 @@ async fn chat_attempt(
     )
     .await?;
     Ok(match outcome {
-        ChatOutcome::Stream(s) => ChatOutcome::Stream(hold(s, attempt.in_flight)),
+        ChatOutcome::Stream(s) => {
+            ChatOutcome::Stream(decouple(hold(s, attempt.in_flight), attempt.route.timeouts.stall))
+        }
         whole => whole,
     })
+}
+
+/// Items buffered between an upstream stream and a slow client.
+const STREAM_BUFFER: usize = 16;
+
+/// Reads the upstream in a task of its own, into a small buffer the client drains. A client that
+/// stops reading (its TCP window full) would otherwise hold the upstream connection, and the
+/// provider's generation, open for ever, since nothing polls a stream nobody writes out; here,
+/// when the client has taken nothing for `stall`, or has gone, the upstream is dropped.
+fn decouple(mut upstream: EventStream, stall: Duration) -> EventStream {
+    let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(async move {
+        loop {
+            let item = tokio::select! {
+                item = upstream.next() => item,
+                // The client left while the upstream was silent: stop at once.
+                () = tx.closed() => return,
+            };
+            let Some(item) = item else { return };
+            if !matches!(tokio::time::timeout(stall, tx.send(item)).await, Ok(Ok(()))) {
+                return;
+            }
+        }
+    });
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).fuse())
 }
 
 pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
