@@ -16,7 +16,7 @@ from typing import Any, Callable
 import openai
 import pytest
 
-from conftest import MAX_BODY_BYTES
+from conftest import MASTER_KEY, MAX_BODY_BYTES
 
 CHAT = "chat"
 EMBED = "embed"
@@ -579,3 +579,38 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, interval: floa
             return True
         time.sleep(interval)
     return predicate()
+
+
+def _scrape(gateway_url: str) -> dict[str, Any]:
+    """Parses /metrics with the official Prometheus text parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{gateway_url}/metrics", timeout=10) as resp:
+        assert resp.status == 200
+        assert resp.headers["content-type"].startswith("text/plain")
+        text = resp.read().decode()
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def _value(families: dict[str, Any], family: str, sample: str, **labels: str) -> float:
+    return sum(
+        s.value
+        for s in families[family].samples
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_metrics_parse_and_count_what_the_sdk_did(client: openai.OpenAI, gateway_url: str) -> None:
+    before = _scrape(gateway_url)
+    ok_before = _value(before, "switchyard_requests", "switchyard_requests_total", gen_ai_request_model=CHAT, status_class="2xx")
+    out_before = _value(before, "switchyard_tokens", "switchyard_tokens_total", gen_ai_request_model=CHAT, gen_ai_token_type="output")
+    replies = [client.chat.completions.create(model=CHAT, messages=user(f"count me {i}")) for i in range(3)]
+    after = _scrape(gateway_url)
+    ok_after = _value(after, "switchyard_requests", "switchyard_requests_total", gen_ai_request_model=CHAT, status_class="2xx")
+    out_after = _value(after, "switchyard_tokens", "switchyard_tokens_total", gen_ai_request_model=CHAT, gen_ai_token_type="output")
+    assert ok_after - ok_before == 3
+    assert out_after - out_before == sum(r.usage.completion_tokens for r in replies)
+    # The GenAI duration histogram and the overhead histogram are there, with seconds as the unit.
+    assert "gen_ai_server_request_duration_seconds" in after
+    assert _value(after, "switchyard_gateway_overhead_seconds", "switchyard_gateway_overhead_seconds_count") >= 3
+    assert MASTER_KEY not in json.dumps([str(f.samples) for f in after.values()])

@@ -35,6 +35,7 @@ pub struct AppState {
     pub client: UpstreamClient,
     /// Why the last reload failed, while the previous config keeps serving.
     pub reload_error: Arc<ArcSwap<Option<String>>>,
+    pub metrics: Arc<switchyard_telemetry::Metrics>,
 }
 
 impl AppState {
@@ -43,6 +44,7 @@ impl AppState {
             runtime: Arc::new(ArcSwap::from_pointee(runtime)),
             client,
             reload_error: Arc::new(ArcSwap::from_pointee(None)),
+            metrics: Arc::new(switchyard_telemetry::Metrics::new()),
         }
     }
 }
@@ -55,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(surfaces::openai::models))
         .route("/health/live", get(surfaces::ops::live))
         .route("/health/ready", get(surfaces::ops::ready))
+        .route("/metrics", get(surfaces::metrics::metrics))
         .route("/admin/targets", get(surfaces::admin::targets))
         .route("/admin/models/{model}/targets/{index}/{action}", post(surfaces::admin::drain))
         .fallback(surfaces::ops::not_found)

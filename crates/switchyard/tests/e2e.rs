@@ -451,3 +451,66 @@ async fn a_client_that_stops_reading_releases_the_upstream_after_the_stall_timeo
     }
     drop(sock);
 }
+
+/// Parses Prometheus text into (name with labels, value) pairs.
+fn samples(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn sum(samples: &[(String, f64)], prefix: &str, contains: &[&str]) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, _)| n.starts_with(prefix) && contains.iter().all(|c| n.contains(c)))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_count_requests_tokens_errors_and_cancellations() {
+    let up = mock(&["--words", "7", "--chunk-delay-ms", "5"]);
+    let (gw, _) = gateway(&simple_config(&up, ""));
+    let url = format!("{}/v1/chat/completions", gw.url);
+    for text in ["one two three", "four five"] {
+        let resp = post(&url, Some(MASTER), &json!({"model": "chat", "messages": user(text)})).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let resp = post(&url, Some(MASTER), &json!({"model": "chat", "stream": true, "messages": user("six")})).await;
+    assert!(sse_data(resp).await.iter().any(|f| f == "[DONE]"));
+    assert_eq!(post(&url, Some(MASTER), &json!({"model": "nope", "messages": user("x")})).await.status(), 404);
+    // A stream the client abandons is counted once, as cancelled.
+    let long = json!({"model": "chat", "stream": true, "messages": user("long"), "mock": {"words": 500}});
+    let resp = post(&url, Some(MASTER), &long).await;
+    let mut body = resp.bytes_stream();
+    let _ = body.next().await;
+    drop(body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let text = client().get(format!("{}/metrics", gw.url)).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(text.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/plain"));
+    let text = text.text().await.unwrap_or_default();
+    let s = samples(&text);
+    let chat = "gen_ai_request_model=\"chat\"";
+    assert_eq!(sum(&s, "switchyard_requests_total", &[chat, "status_class=\"2xx\""]), 3.0, "{text}");
+    assert_eq!(sum(&s, "switchyard_requests_total", &[chat, "status_class=\"cancelled\""]), 1.0, "{text}");
+    assert_eq!(sum(&s, "switchyard_errors_total", &["error_type=\"model_not_found\""]), 1.0);
+    // Tokens equal what the mock sent: 7 words per answer, prompt words counted by the mock.
+    assert_eq!(sum(&s, "switchyard_tokens_total", &[chat, "gen_ai_token_type=\"output\""]), 21.0);
+    assert_eq!(sum(&s, "switchyard_tokens_total", &[chat, "gen_ai_token_type=\"input\""]), 3.0 + 2.0 + 1.0);
+    assert_eq!(sum(&s, "gen_ai_server_time_to_first_token_seconds_count", &[chat]), 2.0, "two streams");
+    assert_eq!(
+        sum(&s, "switchyard_gateway_overhead_seconds_count", &[]),
+        4.0,
+        "every routed request (the 404 never was)"
+    );
+    assert_eq!(sum(&s, "switchyard_attempts_total", &["outcome=\"answered\""]), 4.0);
+    assert_eq!(sum(&s, "switchyard_breaker_state", &[chat]), 0.0);
+    assert!(text.contains("switchyard_breaker_state{gen_ai_request_model=\"chat\""));
+    assert_eq!(sum(&s, "switchyard_in_flight_requests", &[]), 0.0);
+    assert!(!text.contains(MASTER), "no key in metrics");
+}

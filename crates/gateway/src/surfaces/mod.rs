@@ -1,6 +1,8 @@
 //! The client-facing endpoints, one module per protocol, and what they share.
 
 pub mod admin;
+pub mod metrics;
+mod observe;
 pub mod openai;
 pub mod ops;
 

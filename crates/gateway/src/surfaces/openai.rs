@@ -19,9 +19,10 @@ use switchyard_router::{
 };
 use switchyard_types::{
     ChatRequest, ContentPart, EmbeddingInput, EmbeddingRequest, GatewayError, JsonMap, Message, Protocol,
-    ResponseFormat, Role, StreamEvent,
+    ResponseFormat, Role, StreamEvent, Usage,
 };
 
+use super::observe::Observed;
 use super::{presented_key, read_body, routing_headers};
 use crate::AppState;
 use crate::error::SurfaceError;
@@ -188,13 +189,20 @@ fn decouple(mut upstream: EventStream, stall: Duration) -> EventStream {
 }
 
 pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let mut observed = Observed::start(&state.metrics, "openai", "chat");
     let rt = state.runtime.load_full();
     let Admitted { raw, req, plan } = match admit(&rt, &headers, body, openai::decode_chat_request).await {
         Ok(v) => v,
-        Err(e) => return SurfaceError::openai(e).into_response(),
+        Err(e) => {
+            observed.finish_err(&e);
+            return SurfaceError::openai(e).into_response();
+        }
     };
+    observed.model(&rt, &req.model);
     let exec = execute(&plan, |a| chat_attempt(&state, &req, Some(&raw), a)).await;
+    observed.routed(&exec);
     if let Err(e) = &exec.result {
+        observed.finish_err(e);
         return failure(&exec, e.clone());
     }
     let passthrough = exec.answered.as_ref().is_some_and(|(_, t)| t.provider.protocol() == Protocol::OpenAi);
@@ -209,14 +217,19 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
     };
     routing_headers(resp.headers_mut(), &exec);
     let answered = exec.answered.as_ref().map(|(_, t)| t.clone());
-    if let (Ok(ChatOutcome::Stream(events)), Some(target)) = (exec.result, answered) {
-        let relay = Relay::new(passthrough, req.stream_usage);
-        let recovery = recover.then(|| Recovery { state: state.clone(), req, plan, used: false });
-        *resp.body_mut() = sse_body(events, target, relay, recovery);
-        let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    match (exec.result, answered) {
+        (Ok(ChatOutcome::Stream(events)), Some(target)) => {
+            observed.first_token();
+            let relay = Relay::new(passthrough, req.stream_usage);
+            let recovery = recover.then(|| Recovery { state: state.clone(), req, plan, used: false });
+            *resp.body_mut() = sse_body(events, target, relay, recovery, observed);
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        }
+        (Ok(ChatOutcome::Complete { response, .. }), _) => observed.finish_ok(response.usage.as_ref()),
+        _ => {}
     }
     resp
 }
@@ -238,8 +251,16 @@ struct Recovery {
 
 /// The client's SSE body: the relay's frames for each upstream item, a continuation if the
 /// upstream breaks and recovery is on, and `[DONE]` at a clean end.
-fn sse_body(events: EventStream, target: Arc<Target>, relay: Relay, recovery: Option<Recovery>) -> Body {
+fn sse_body(
+    events: EventStream,
+    target: Arc<Target>,
+    relay: Relay,
+    recovery: Option<Recovery>,
+    observed: Observed,
+) -> Body {
     struct Pump {
+        /// Finished when the stream ends; dropped unfinished if the client leaves first.
+        observed: Option<Observed>,
         current: EventStream,
         /// The target streaming now: a break mid-stream counts against its health.
         target: Arc<Target>,
@@ -248,13 +269,27 @@ fn sse_body(events: EventStream, target: Arc<Target>, relay: Relay, recovery: Op
         pending: VecDeque<Bytes>,
         done: bool,
     }
-    let pump = Pump { current: events, target, relay, recovery, pending: VecDeque::new(), done: false };
+    let pump = Pump {
+        observed: Some(observed),
+        current: events,
+        target,
+        relay,
+        recovery,
+        pending: VecDeque::new(),
+        done: false,
+    };
     let stream = futures_util::stream::unfold(pump, |mut p| async move {
         loop {
             if let Some(frame) = p.pending.pop_front() {
                 return Some((Ok::<Bytes, std::convert::Infallible>(frame), p));
             }
             if p.done {
+                if let Some(observed) = p.observed.take() {
+                    match &p.relay.error {
+                        Some(e) => observed.finish_err(e),
+                        None => observed.finish_ok(p.relay.usage.as_ref()),
+                    }
+                }
                 return None;
             }
             match p.current.next().await {
@@ -331,6 +366,9 @@ struct Relay {
     text_sent: String,
     /// Tool calls or several choices cannot be continued soundly.
     continuable: bool,
+    /// The usage the upstream reported, and the error that ended the stream, for metrics.
+    usage: Option<Usage>,
+    error: Option<GatewayError>,
 }
 
 impl Relay {
@@ -343,6 +381,8 @@ impl Relay {
             role_sent: false,
             text_sent: String::new(),
             continuable: true,
+            usage: None,
+            error: None,
         }
     }
 
@@ -359,7 +399,11 @@ impl Relay {
             match ev {
                 StreamEvent::Text { choice: 0, text } => self.text_sent.push_str(text),
                 StreamEvent::Text { .. } | StreamEvent::ToolCall { .. } => self.continuable = false,
-                StreamEvent::Error(_) => self.ended = true,
+                StreamEvent::Error(e) => {
+                    self.ended = true;
+                    self.error = Some(e.clone());
+                }
+                StreamEvent::Usage(u) => self.usage = Some(*u),
                 _ => {}
             }
         }
@@ -403,11 +447,16 @@ fn is_usage_only(events: &[StreamEvent]) -> bool {
 }
 
 pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let mut observed = Observed::start(&state.metrics, "openai", "embeddings");
     let rt = state.runtime.load_full();
     let Admitted { raw, req, plan } = match admit(&rt, &headers, body, openai::decode_embedding_request).await {
         Ok(v) => v,
-        Err(e) => return SurfaceError::openai(e).into_response(),
+        Err(e) => {
+            observed.finish_err(&e);
+            return SurfaceError::openai(e).into_response();
+        }
     };
+    observed.model(&rt, &req.model);
     let client = &state.client;
     let exec = execute(&plan, |a: Attempt| {
         let (req, raw) = (&req, &raw);
@@ -419,13 +468,18 @@ pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body:
         }
     })
     .await;
+    observed.routed(&exec);
     let mut resp = match &exec.result {
         Ok((response, body)) => {
             let passthrough = exec.answered.as_ref().is_some_and(|(_, t)| t.provider.protocol() == Protocol::OpenAi);
             let body = if passthrough { body.clone() } else { openai::encode_embedding_response(response) };
+            observed.finish_ok(Some(&response.usage));
             axum::Json(body).into_response()
         }
-        Err(e) => return failure(&exec, e.clone()),
+        Err(e) => {
+            observed.finish_err(e);
+            return failure(&exec, e.clone());
+        }
     };
     routing_headers(resp.headers_mut(), &exec);
     resp
