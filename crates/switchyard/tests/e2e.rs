@@ -514,3 +514,37 @@ async fn metrics_count_requests_tokens_errors_and_cancellations() {
     assert_eq!(sum(&s, "switchyard_in_flight_requests", &[]), 0.0);
     assert!(!text.contains(MASTER), "no key in metrics");
 }
+
+#[tokio::test]
+async fn sigterm_lets_streams_in_flight_finish_and_refuses_new_connections() {
+    let up = mock(&["--words", "20", "--chunk-delay-ms", "40"]);
+    let (mut gw, _) = gateway(&simple_config(&up, ""));
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let body = json!({"model": "chat", "stream": true, "messages": user("finish me")});
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        let resp = post(&url, Some(MASTER), &body).await;
+        assert_eq!(resp.status(), 200);
+        streams.push(tokio::spawn(sse_data(resp)));
+    }
+    // Every stream is running (about 0.8 s each) when the gateway is told to stop.
+    let pid = gw.child.id().to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap_or_else(|e| panic!("{e}"));
+    assert!(killed.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = client().get(format!("{}/health/live", gw.url)).send().await;
+    assert!(refused.is_err(), "a stopping gateway accepts no new connection");
+    for s in streams {
+        let frames = s.await.unwrap_or_default();
+        assert_eq!(frames.last().map(String::as_str), Some("[DONE]"), "a stream in flight was cut by the shutdown");
+    }
+    let waited = Instant::now();
+    loop {
+        if let Ok(Some(status)) = gw.child.try_wait() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(waited.elapsed() < Duration::from_secs(10), "the gateway did not exit after its streams ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
