@@ -167,13 +167,14 @@ async fn post_json(
         provider.report_key(key, status.as_u16(), after);
     }
     if matches!(status.as_u16(), 401 | 403) {
-        // The provider refused the gateway's credential. Its message may quote that key, and
-        // the client would read the status as a verdict on its own key: neither goes out.
-        let mut e = GatewayError::upstream(
-            502,
-            format!("provider '{}' refused the gateway's credentials ({status})", provider.name),
-        )
-        .with_code(UPSTREAM_AUTH_ERROR);
+        // The provider refused the gateway's credential (401) or what it may use (403). Its
+        // message may quote the key, and the client would read the status as a verdict on its
+        // own key: neither goes out.
+        let (code, what) = match status.as_u16() {
+            401 => (UPSTREAM_AUTH_ERROR, "refused the gateway's credentials (401)"),
+            _ => (UPSTREAM_FORBIDDEN, "refused the request with 403 (the gateway's account may not use this model)"),
+        };
+        let mut e = GatewayError::upstream(502, format!("provider '{}' {what}", provider.name)).with_code(code);
         e.kind = ErrorKind::Unavailable;
         return Err(e);
     }
@@ -181,9 +182,12 @@ async fn post_json(
     Err(openai::decode_error(status.as_u16(), &body, after))
 }
 
-/// The code of a provider's credential refusal once its message is hidden; the router rotates to
-/// another key of the provider on it.
+/// The code of a provider's credential refusal (401) once its message is hidden; the router
+/// rotates to another key of the provider on it.
 pub const UPSTREAM_AUTH_ERROR: &str = "upstream_auth_error";
+
+/// The code of a provider's 403, once its message is hidden.
+pub const UPSTREAM_FORBIDDEN: &str = "upstream_forbidden";
 
 fn parse_json(provider: &str, bytes: &Bytes) -> Result<Value, GatewayError> {
     serde_json::from_slice(bytes).map_err(|e| {
@@ -225,9 +229,17 @@ fn openai_stream(provider: String, resp: reqwest::Response, timeouts: Timeouts, 
             if st.done {
                 return None;
             }
-            let wait = st.timeouts.stall.min(st.deadline.saturating_duration_since(Instant::now()));
+            let left = st.deadline.saturating_duration_since(Instant::now());
+            let wait = st.timeouts.stall.min(left);
             let next = tokio::time::timeout(wait, st.body.next()).await;
             let failure = match next {
+                Err(_) if wait == left => Some(
+                    GatewayError::new(
+                        ErrorKind::Timeout,
+                        format!("provider '{}' did not finish its answer within the total timeout", st.provider),
+                    )
+                    .with_code("total_timeout"),
+                ),
                 Err(_) => Some(
                     GatewayError::new(
                         ErrorKind::Timeout,
@@ -258,7 +270,11 @@ fn openai_stream(provider: String, resp: reqwest::Response, timeouts: Timeouts, 
             };
             if let Some(err) = failure {
                 st.done = true;
-                st.pending.push_back(StreamItem { events: vec![StreamEvent::Error(err)], raw: None });
+                // After the finish, only the usage chunk and `[DONE]` were missing: the answer is
+                // whole, so a broken connection now ends it normally.
+                if !st.complete {
+                    st.pending.push_back(StreamItem { events: vec![StreamEvent::Error(err)], raw: None });
+                }
             }
         }
     }))

@@ -236,16 +236,20 @@ impl Provider {
         Ok((req, Some(i)))
     }
 
-    /// Tells the provider how a key fared: 401 and 403 retire it, 429 rests it.
+    /// Tells the provider how a key fared: a 401 retires it (while another key is still usable:
+    /// the last one is kept, so a provider-wide outage cannot lock every key out until a reload),
+    /// a 429 rests it. A 403 says nothing about the key (it is usually about a model, project or
+    /// region), so it changes nothing.
     pub fn report_key(&self, index: usize, status: u16, retry_after: Option<Duration>) {
         let Some(key) = self.keys.get(index) else { return };
         match status {
-            401 | 403 if self.keys.len() > 1 => {
-                let already = key.retired.swap(true, Ordering::Relaxed);
-                if !already {
+            401 => {
+                let now = Instant::now();
+                let others = self.keys.iter().enumerate().any(|(i, k)| i != index && k.usable(now));
+                if others && !key.retired.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         provider = %self.name,
-                        "API key #{} was refused with {status}; it is retired until the config is reloaded",
+                        "API key #{} was refused with 401; it is retired until the config is reloaded",
                         index + 1
                     );
                 }
@@ -356,8 +360,12 @@ mod tests {
         let used = |p: &Provider| p.authorize(client.post("http://x")).ok().and_then(|(_, i)| i);
         let (a, b) = (used(&p), used(&p));
         assert_ne!(a, b, "rotation");
+        p.report_key(0, 403, None);
+        assert_ne!(used(&p), used(&p), "a 403 is not the key's fault");
         p.report_key(0, 401, None);
         assert!((0..4).all(|_| used(&p) == Some(1)), "retired key 0 is skipped");
+        p.report_key(1, 401, None);
+        assert!((0..4).all(|_| used(&p) == Some(1)), "the last usable key is never retired");
         p.report_key(1, 429, Some(Duration::from_secs(30)));
         assert!(!p.has_usable_key());
         let wait = p.authorize(client.post("http://x")).err().unwrap_or_default();

@@ -264,7 +264,6 @@ where
             if !route.retry.retries(&e) {
                 return LegEnd::Final(e);
             }
-            note_failure(route, &target, &e);
             self.last_error = Some(e);
         }
         LegEnd::Exhausted
@@ -313,8 +312,7 @@ where
                 self.attempts.push(record);
                 match result {
                     Ok(v) => (Ok(v), target, backup),
-                    Err(e) => {
-                        note_failure(route, &target, &e);
+                    Err(_) => {
                         let (result, record) = second.await;
                         self.attempts.push(record);
                         return (result, backup);
@@ -325,8 +323,7 @@ where
                 self.attempts.push(record);
                 match result {
                     Ok(v) => (Ok(v), backup, target),
-                    Err(e) => {
-                        note_failure(route, &backup, &e);
+                    Err(_) => {
                         let (result, record) = first.await;
                         self.attempts.push(record);
                         return (result, target);
@@ -392,7 +389,8 @@ where
     let in_flight = InFlight::new(target.clone());
     let result = attempt(Attempt { target: target.clone(), route: route.clone(), in_flight }).await;
     let elapsed = started.elapsed();
-    drop(permit);
+    // The verdict is given while the permit is held, so a failed probe reopens the breaker;
+    // only then is the permit dropped (which releases a probe that got no verdict).
     let outcome = match &result {
         Ok(_) => {
             target.health.record_success();
@@ -401,9 +399,11 @@ where
         }
         Err(e) => {
             target.stats.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            note_failure(&route, &target, e);
             Outcome::Failed(e.message.clone())
         }
     };
+    drop(permit);
     let record = AttemptRecord {
         model: route.name.clone(),
         provider: target.provider.name.clone(),
@@ -415,9 +415,15 @@ where
 }
 
 /// What a retryable failure says about its target: a 429 holds it back for the provider's
-/// `retry-after` (it is alive, not broken); anything else counts against its breaker.
+/// `retry-after` (it is alive, not broken); anything else counts against its breaker. A key's
+/// problem (a 429 or refused credential while the provider has other usable keys) says nothing
+/// about the target: the key rests or retires, and the next key is tried.
 fn note_failure(route: &ModelRoute, target: &Target, e: &GatewayError) {
     if !route.retry.retries(e) {
+        return;
+    }
+    let key_problem = e.http_status() == 429 || e.code.as_deref() == Some(UPSTREAM_AUTH_ERROR);
+    if key_problem && target.provider.key_count() > 1 && target.provider.has_usable_key() {
         return;
     }
     if e.http_status() == 429 {

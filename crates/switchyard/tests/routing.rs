@@ -118,6 +118,43 @@ async fn the_breaker_opens_and_recovers() {
 }
 
 #[tokio::test]
+async fn a_failed_probe_reopens_the_breaker_at_once() {
+    let down = mock(&["--status", "500"]);
+    let cfg = config(
+        &provider("down", &down),
+        "  - name: m\n    targets: [{ provider: down, model: a }]\n    breaker: { cooldown: 300ms }\n",
+    );
+    let (gw, _) = gateway(&cfg);
+    for _ in 0..2 {
+        chat(&gw, "m", json!({})).await; // two requests, three failures: open
+    }
+    assert_eq!(admin_target(&gw, "m", 0).await["breaker"], "open");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let before = requests(&down).await;
+    chat(&gw, "m", json!({})).await; // the probe, which fails
+    assert_eq!(requests(&down).await, before + 1, "one probe");
+    assert_eq!(admin_target(&gw, "m", 0).await["breaker"], "open", "a failed probe reopens at once");
+    let resp = chat(&gw, "m", json!({})).await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(requests(&down).await, before + 1, "no request pays for a known-bad target");
+}
+
+#[tokio::test]
+async fn a_break_after_the_finish_ends_the_stream_normally() {
+    // role, three words, finish, then the connection drops before the usage chunk and [DONE].
+    let breaks = mock(&["--words", "3", "--cut-after", "5", "--chunk-delay-ms", "10"]);
+    let good = mock(&[]);
+    let models = "  - name: m\n    targets:\n      - { provider: breaks, model: a }\n      - { provider: good, model: b, tier: 2 }\n    recover_streams: true\n";
+    let (gw, _) = gateway(&config(&(provider("breaks", &breaks) + &provider("good", &good)), models));
+    let frames = sse_data(chat(&gw, "m", json!({"stream": true})).await).await;
+    assert_eq!(frames.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = frames.iter().filter_map(|f| serde_json::from_str(f).ok()).collect();
+    assert!(chunks.iter().all(|c| c["error"].is_null()));
+    assert_eq!(chunks.iter().filter(|c| c["choices"][0]["finish_reason"].is_string()).count(), 1);
+    assert_eq!(requests(&good).await, 0, "a finished answer is not continued");
+}
+
+#[tokio::test]
 async fn a_lone_target_cools_down_so_requests_fail_fast() {
     let down = mock(&["--status", "500"]);
     let cfg = config(

@@ -6,6 +6,7 @@
 //! `provider/model` is labelled `direct`), providers from the config, surfaces and outcomes from
 //! small fixed sets. No key, user or request id is ever a label.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -113,6 +114,8 @@ pub struct Metrics {
     in_flight: Family<SurfaceLabels, Gauge>,
     breaker: Family<TargetLabels, Gauge>,
     upstream_in_flight: Family<TargetLabels, Gauge>,
+    /// One scrape at a time: the per-target gauges are cleared and refilled on each.
+    scrape: Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -193,6 +196,7 @@ impl Metrics {
             in_flight,
             breaker,
             upstream_in_flight,
+            scrape: Mutex::new(()),
         }
     }
 
@@ -253,18 +257,20 @@ impl Metrics {
         self.fallbacks.get_or_create(&ModelOnly { gen_ai_request_model: model.to_string() }).inc();
     }
 
-    /// Sets the per-target gauges from the running config, dropping targets it no longer has.
-    pub fn targets(&self, targets: impl IntoIterator<Item = (TargetLabels, i64, i64)>) {
+    /// The Prometheus text exposition of every metric, with the per-target gauges set from
+    /// `targets` (the running config: targets it no longer has disappear).
+    pub fn scrape(&self, targets: impl IntoIterator<Item = (TargetLabels, i64, i64)>) -> String {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(PoisonError::into_inner);
         self.breaker.clear();
         self.upstream_in_flight.clear();
         for (labels, state, in_flight) in targets {
             self.breaker.get_or_create(&labels).set(state);
             self.upstream_in_flight.get_or_create(&labels).set(in_flight);
         }
+        self.render()
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    fn render(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);

@@ -16,6 +16,18 @@ pub struct Usage {
 
 impl Usage {
     pub fn total_tokens(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        // Saturating: the counts come from providers, and a broken one must not overflow them.
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_saturate_instead_of_overflowing() {
+        let u = Usage { input_tokens: u64::MAX, output_tokens: 1, ..Default::default() };
+        assert_eq!(u.total_tokens(), u64::MAX);
     }
 }

@@ -27,8 +27,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             (labels, breaker, t.stats.in_flight() as i64)
         })
     });
-    state.metrics.targets(targets);
-    let mut resp = state.metrics.render().into_response();
+    let mut resp = state.metrics.scrape(targets).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(switchyard_telemetry::CONTENT_TYPE));
     resp
 }

@@ -46,9 +46,9 @@ impl Observed {
     }
 
     /// Records the attempts and the gateway's own time up to now (the first byte), excluding
-    /// the time spent in upstream attempts.
-    pub fn routed<T>(&mut self, exec: &Execution<T>) {
-        let mut upstream = Duration::ZERO;
+    /// `routing`, the time spent in the executor: upstream attempts (hedges run side by side)
+    /// and the waits between them (backoff, `retry-after`), which are not the gateway's work.
+    pub fn routed<T>(&mut self, exec: &Execution<T>, routing: Duration) {
         for a in &exec.attempts {
             let outcome = match a.outcome {
                 Outcome::Answered => "answered",
@@ -56,9 +56,6 @@ impl Observed {
                 Outcome::Skipped(_) => "skipped",
                 Outcome::Cancelled => "cancelled",
             };
-            if a.was_sent() {
-                upstream += a.elapsed;
-            }
             self.metrics.attempt(&self.model, &a.provider, outcome);
         }
         if let Some((route, target)) = &exec.answered {
@@ -68,7 +65,7 @@ impl Observed {
                 self.metrics.fallback(&self.model);
             }
         }
-        self.metrics.overhead(self.surface, self.started.elapsed().saturating_sub(upstream));
+        self.metrics.overhead(self.surface, self.started.elapsed().saturating_sub(routing));
     }
 
     /// The first token went out (streams).
@@ -86,8 +83,7 @@ impl Observed {
 
     pub fn finish_err(mut self, e: &GatewayError) {
         let status = e.http_status();
-        let error_type = e.code.clone().unwrap_or_else(|| format!("{:?}", e.kind).to_lowercase());
-        self.metrics.error(self.surface, &self.model, &error_type);
+        self.metrics.error(self.surface, &self.model, &error_type(e));
         self.end(if status < 500 { "4xx" } else { "5xx" });
     }
 
@@ -116,8 +112,59 @@ impl Observed {
     }
 }
 
+/// The gateway's own error codes: a fixed set, so the label stays bounded. Codes a provider chose
+/// (any string an upstream sends) are labelled by kind and status class instead.
+const OWN_CODES: &[&str] = &[
+    "missing_api_key",
+    "invalid_api_key",
+    "model_not_allowed",
+    "model_not_found",
+    "empty_array",
+    "request_too_large",
+    "client_timeout",
+    "client_read_stall",
+    "first_token_timeout",
+    "total_timeout",
+    "stream_stall_timeout",
+    "upstream_connect_error",
+    "upstream_transport_error",
+    "upstream_invalid_json",
+    "upstream_stream_truncated",
+    "upstream_auth_error",
+    "upstream_forbidden",
+    "no_usable_provider_key",
+    "no_available_target",
+    "all_targets_rate_limited",
+    "context_length_exceeded",
+    "content_policy_violation",
+    "rate_limit_exceeded",
+];
+
+fn error_type(e: &GatewayError) -> String {
+    match e.code.as_deref() {
+        Some(code) if OWN_CODES.contains(&code) => code.to_string(),
+        _ => format!("{}_{}xx", format!("{:?}", e.kind).to_lowercase(), e.http_status() / 100),
+    }
+}
+
 impl Drop for Observed {
     fn drop(&mut self) {
         self.end("cancelled");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_types::ErrorKind;
+
+    use super::*;
+
+    #[test]
+    fn error_labels_are_bounded() {
+        let own = GatewayError::new(ErrorKind::NotFound, "x").with_code("model_not_found");
+        assert_eq!(error_type(&own), "model_not_found");
+        let theirs = GatewayError::upstream(503, "x").with_code("some-provider-code-8f3a");
+        assert_eq!(error_type(&theirs), "upstream_5xx");
+        assert_eq!(error_type(&GatewayError::invalid("x")), "invalidrequest_4xx");
     }
 }

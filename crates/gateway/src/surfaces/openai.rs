@@ -2,7 +2,8 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
@@ -18,7 +19,7 @@ use switchyard_router::{
     Attempt, Caller, Demand, Execution, Plan, RequestView, Target, apply_rules, execute, execute_avoiding,
 };
 use switchyard_types::{
-    ChatRequest, ContentPart, EmbeddingInput, EmbeddingRequest, GatewayError, JsonMap, Message, Protocol,
+    ChatRequest, ContentPart, EmbeddingInput, EmbeddingRequest, ErrorKind, GatewayError, JsonMap, Message, Protocol,
     ResponseFormat, Role, StreamEvent, Usage,
 };
 
@@ -172,6 +173,8 @@ const STREAM_BUFFER: usize = 16;
 /// when the client has taken nothing for `stall`, or has gone, the upstream is dropped.
 fn decouple(mut upstream: EventStream, stall: Duration) -> EventStream {
     let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let gave_up = abandoned.clone();
     tokio::spawn(async move {
         loop {
             let item = tokio::select! {
@@ -181,11 +184,34 @@ fn decouple(mut upstream: EventStream, stall: Duration) -> EventStream {
             };
             let Some(item) = item else { return };
             if !matches!(tokio::time::timeout(stall, tx.send(item)).await, Ok(Ok(()))) {
+                gave_up.store(true, Ordering::Relaxed);
                 return;
             }
         }
     });
-    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).fuse())
+    // A client that resumes reading after the upstream was dropped must see an error, not an
+    // answer that looks complete.
+    Box::pin(
+        futures_util::stream::unfold((rx, abandoned, false), |(mut rx, abandoned, told)| async move {
+            if told {
+                return None;
+            }
+            match rx.recv().await {
+                Some(item) => Some((item, (rx, abandoned, false))),
+                None if abandoned.load(Ordering::Relaxed) => {
+                    let mut e = GatewayError::new(
+                        ErrorKind::Timeout,
+                        "The answer was abandoned because the client stopped reading it.",
+                    )
+                    .with_code("client_read_stall");
+                    e.status = Some(408);
+                    Some((StreamItem { events: vec![StreamEvent::Error(e)], raw: None }, (rx, abandoned, true)))
+                }
+                None => None,
+            }
+        })
+        .fuse(),
+    )
 }
 
 pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -199,8 +225,9 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
         }
     };
     observed.model(&rt, &req.model);
+    let routing = Instant::now();
     let exec = execute(&plan, |a| chat_attempt(&state, &req, Some(&raw), a)).await;
-    observed.routed(&exec);
+    observed.routed(&exec, routing.elapsed());
     if let Err(e) = &exec.result {
         observed.finish_err(e);
         return failure(&exec, e.clone());
@@ -398,7 +425,13 @@ impl Relay {
         for ev in &item.events {
             match ev {
                 StreamEvent::Text { choice: 0, text } => self.text_sent.push_str(text),
-                StreamEvent::Text { .. } | StreamEvent::ToolCall { .. } => self.continuable = false,
+                // Only free text can be continued: not tool calls, other choices, reasoning
+                // (it would be sent again from the start), or an answer that already finished.
+                StreamEvent::Text { .. }
+                | StreamEvent::ToolCall { .. }
+                | StreamEvent::Reasoning { .. }
+                | StreamEvent::Refusal { .. }
+                | StreamEvent::Finish { .. } => self.continuable = false,
                 StreamEvent::Error(e) => {
                     self.ended = true;
                     self.error = Some(e.clone());
@@ -458,6 +491,7 @@ pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body:
     };
     observed.model(&rt, &req.model);
     let client = &state.client;
+    let routing = Instant::now();
     let exec = execute(&plan, |a: Attempt| {
         let (req, raw) = (&req, &raw);
         async move {
@@ -468,7 +502,7 @@ pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body:
         }
     })
     .await;
-    observed.routed(&exec);
+    observed.routed(&exec, routing.elapsed());
     let mut resp = match &exec.result {
         Ok((response, body)) => {
             let passthrough = exec.answered.as_ref().is_some_and(|(_, t)| t.provider.protocol() == Protocol::OpenAi);
@@ -498,4 +532,50 @@ pub async fn models(State(state): State<AppState>, headers: HeaderMap) -> Respon
         created: 0,
     });
     axum::Json(openai::encode_model_list(entries)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_types::FinishReason;
+
+    use super::*;
+
+    fn item(events: Vec<StreamEvent>) -> StreamItem {
+        StreamItem { events, raw: None }
+    }
+
+    #[test]
+    fn only_unfinished_free_text_is_continuable() {
+        let mut relay = Relay::new(false, false);
+        relay.frames(item(vec![StreamEvent::Text { choice: 0, text: "Hello".into() }]));
+        assert!(relay.continuable());
+        assert_eq!(relay.text_sent, "Hello");
+        relay.frames(item(vec![StreamEvent::Finish { choice: 0, reason: FinishReason::Stop }]));
+        assert!(!relay.continuable(), "a finished answer is not continued");
+
+        let mut relay = Relay::new(false, false);
+        relay.frames(item(vec![StreamEvent::Reasoning { choice: 0, text: "hmm".into(), signature: None }]));
+        assert!(!relay.continuable(), "reasoning would be sent again");
+
+        let mut relay = Relay::new(false, false);
+        relay.frames(item(vec![StreamEvent::ToolCall {
+            choice: 0,
+            index: 0,
+            id: Some("c".into()),
+            name: Some("f".into()),
+            arguments: String::new(),
+        }]));
+        assert!(!relay.continuable(), "tool calls cannot be stitched");
+    }
+
+    #[test]
+    fn usage_and_errors_are_kept_for_metrics() {
+        let mut relay = Relay::new(false, true);
+        relay.frames(item(vec![StreamEvent::Usage(Usage { input_tokens: 3, output_tokens: 4, ..Default::default() })]));
+        assert_eq!(relay.usage.map(|u| u.total_tokens()), Some(7));
+        let frames = relay.frames(item(vec![StreamEvent::Error(GatewayError::upstream(502, "boom"))]));
+        assert_eq!(frames.len(), 1, "the error is sent");
+        assert!(relay.ended && relay.error.is_some());
+        assert!(relay.frames(item(vec![StreamEvent::Text { choice: 0, text: "late".into() }])).is_empty());
+    }
 }
