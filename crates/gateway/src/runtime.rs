@@ -104,13 +104,10 @@ impl Runtime {
         for (name, kind, key_var, url_var) in presets {
             let Some(key) = env(key_var).filter(|k| !k.is_empty()) else { continue };
             let spec = ProviderSpec {
-                kind,
                 api_key: Some(key),
-                api_keys: Vec::new(),
                 base_url: url_var.and_then(env).filter(|u| !u.is_empty()),
                 api_version: (kind == ProviderType::AzureOpenai).then(|| env("AZURE_OPENAI_API_VERSION")).flatten(),
-                headers: BTreeMap::new(),
-                health_check: None,
+                ..ProviderSpec::of(kind)
             };
             specs.insert(name.to_string(), spec);
             order.push(name);

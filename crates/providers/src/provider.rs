@@ -36,6 +36,21 @@ pub struct ProviderSpec {
     pub health_check: Option<HealthCheckSpec>,
 }
 
+impl ProviderSpec {
+    /// A provider of this kind with every option at its default (no key, the kind's URL).
+    pub fn of(kind: ProviderType) -> Self {
+        ProviderSpec {
+            kind,
+            api_key: None,
+            api_keys: Vec::new(),
+            base_url: None,
+            api_version: None,
+            headers: BTreeMap::new(),
+            health_check: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckSpec {
@@ -305,15 +320,7 @@ mod tests {
     use super::*;
 
     fn spec(kind: ProviderType) -> ProviderSpec {
-        ProviderSpec {
-            kind,
-            api_key: Some("k".into()),
-            api_keys: Vec::new(),
-            base_url: None,
-            api_version: None,
-            headers: BTreeMap::new(),
-            health_check: None,
-        }
+        ProviderSpec { api_key: Some("k".into()), ..ProviderSpec::of(kind) }
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! A routing decision: rules, the plan, and the order of targets.
 //! `cargo bench -p switchyard-router`
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,15 +11,7 @@ use switchyard_providers::{Provider, ProviderSpec, ProviderType};
 use switchyard_router::{Caller, Catalogue, Demand, ModelRoute, RequestView, Rule, Strategy, Target, apply_rules};
 
 fn catalogue() -> Catalogue {
-    let spec = ProviderSpec {
-        kind: ProviderType::Ollama,
-        api_key: None,
-        api_keys: Vec::new(),
-        base_url: None,
-        api_version: None,
-        headers: BTreeMap::new(),
-        health_check: None,
-    };
+    let spec = ProviderSpec::of(ProviderType::Ollama);
     let mut providers = std::collections::HashMap::new();
     let mut targets = Vec::new();
     for name in ["a", "b", "c"] {

@@ -315,7 +315,6 @@ fn sticky_value(sticky: &Sticky, caller: &Caller) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use switchyard_providers::{ProviderSpec, ProviderType};
 
@@ -323,15 +322,7 @@ mod tests {
 
     #[test]
     fn direct_routes_keep_their_target_across_requests() {
-        let spec = ProviderSpec {
-            kind: ProviderType::Ollama,
-            api_key: None,
-            api_keys: Vec::new(),
-            base_url: None,
-            api_version: None,
-            headers: BTreeMap::new(),
-            health_check: None,
-        };
+        let spec = ProviderSpec::of(ProviderType::Ollama);
         let provider = Arc::new(Provider::new("local", &spec).unwrap_or_else(|e| panic!("{e}")));
         let catalogue = Catalogue::new([("local".to_string(), provider)].into(), None);
         let headers = http::HeaderMap::new();

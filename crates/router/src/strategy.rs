@@ -148,15 +148,7 @@ mod tests {
     use crate::Price;
 
     fn target(name: &str, tier: u32, weight: u32) -> Arc<Target> {
-        let spec = ProviderSpec {
-            kind: ProviderType::Ollama,
-            api_key: None,
-            api_keys: Vec::new(),
-            base_url: None,
-            api_version: None,
-            headers: BTreeMap::new(),
-            health_check: None,
-        };
+        let spec = ProviderSpec::of(ProviderType::Ollama);
         let provider = Arc::new(Provider::new(name, &spec).unwrap_or_else(|e| panic!("{e}")));
         let mut t = Target::new(provider, "m");
         t.tier = tier;

@@ -174,17 +174,8 @@ mod tests {
 
     #[test]
     fn a_dropped_probe_permit_frees_the_probe() {
-        use std::collections::BTreeMap;
         use switchyard_providers::{ProviderSpec, ProviderType};
-        let spec = ProviderSpec {
-            kind: ProviderType::Ollama,
-            api_key: None,
-            api_keys: Vec::new(),
-            base_url: None,
-            api_version: None,
-            headers: BTreeMap::new(),
-            health_check: None,
-        };
+        let spec = ProviderSpec::of(ProviderType::Ollama);
         let provider = Arc::new(Provider::new("p", &spec).unwrap_or_else(|e| panic!("{e}")));
         let mut t = Target::new(provider, "m");
         t.health = Health::new(BreakerPolicy { cooldown: Duration::from_millis(10), ..Default::default() });
