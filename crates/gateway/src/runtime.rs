@@ -45,12 +45,7 @@ impl Runtime {
             }
             match build_route(m, &providers, &names, &mut warnings) {
                 Ok(route) => catalogue.add(route),
-                Err(mut errs) => {
-                    if errs.is_empty() {
-                        continue;
-                    }
-                    errors.append(&mut errs);
-                }
+                Err(mut errs) => errors.append(&mut errs),
             }
         }
         let mut rules = Vec::new();
@@ -138,7 +133,7 @@ impl Runtime {
     }
 }
 
-/// Compiles one model. An empty error list with `Err` never happens; errors name the model.
+/// Compiles one model, or lists what is wrong with it (each error names the model).
 fn build_route(
     m: &ModelConfig,
     providers: &HashMap<String, Arc<Provider>>,

@@ -16,7 +16,7 @@ use switchyard_policy::authorize_model;
 use switchyard_protocols::{openai, sse};
 use switchyard_providers::{ChatOutcome, EventStream, StreamItem};
 use switchyard_router::{
-    Attempt, Caller, Demand, Execution, Plan, RequestView, Target, apply_rules, execute, execute_avoiding,
+    Attempt, Caller, Demand, Execution, InFlight, Plan, RequestView, Target, apply_rules, execute, execute_avoiding,
 };
 use switchyard_types::{
     ChatRequest, ContentPart, EmbeddingInput, EmbeddingRequest, ErrorKind, GatewayError, JsonMap, Message, Protocol,
@@ -123,19 +123,34 @@ async fn admit<R: Routable>(
     Ok(Admitted { raw, req, plan })
 }
 
+/// Admission with its metrics: the request's `Observed`, labelled with its model, or the error
+/// response (already counted).
+async fn admit_observed<R: Routable>(
+    state: &AppState,
+    rt: &Runtime,
+    operation: &'static str,
+    headers: &HeaderMap,
+    body: Body,
+    decode: fn(&JsonMap) -> Result<R, GatewayError>,
+) -> Result<(Observed, Admitted<R>), Response> {
+    let mut observed = Observed::start(&state.metrics, "openai", operation);
+    match admit(rt, headers, body, decode).await {
+        Ok(admitted) => {
+            observed.model(rt, admitted.req.model());
+            Ok((observed, admitted))
+        }
+        Err(e) => {
+            observed.finish_err(&e);
+            Err(SurfaceError::openai(e).into_response())
+        }
+    }
+}
+
 /// Renders an execution's failure with the routing headers, so a client can see what was tried.
 fn failure<T>(exec: &Execution<T>, error: GatewayError) -> Response {
     let mut resp = SurfaceError::openai(error).into_response();
     routing_headers(resp.headers_mut(), exec);
     resp
-}
-
-/// Keeps the attempt's in-flight count for as long as the stream lives.
-fn hold(stream: EventStream, in_flight: switchyard_router::InFlight) -> EventStream {
-    Box::pin(stream.map(move |item| {
-        let _held = &in_flight;
-        item
-    }))
 }
 
 /// One chat attempt on the target the router chose.
@@ -157,9 +172,7 @@ async fn chat_attempt(
     )
     .await?;
     Ok(match outcome {
-        ChatOutcome::Stream(s) => {
-            ChatOutcome::Stream(decouple(hold(s, attempt.in_flight), attempt.route.timeouts.stall))
-        }
+        ChatOutcome::Stream(s) => ChatOutcome::Stream(decouple(s, attempt.in_flight, attempt.route.timeouts.stall)),
         whole => whole,
     })
 }
@@ -170,12 +183,14 @@ const STREAM_BUFFER: usize = 16;
 /// Reads the upstream in a task of its own, into a small buffer the client drains. A client that
 /// stops reading (its TCP window full) would otherwise hold the upstream connection, and the
 /// provider's generation, open for ever, since nothing polls a stream nobody writes out; here,
-/// when the client has taken nothing for `stall`, or has gone, the upstream is dropped.
-fn decouple(mut upstream: EventStream, stall: Duration) -> EventStream {
+/// when the client has taken nothing for `stall`, or has gone, the upstream is dropped. The task
+/// also holds the attempt's in-flight count, so it lasts exactly as long as the upstream stream.
+fn decouple(mut upstream: EventStream, in_flight: InFlight, stall: Duration) -> EventStream {
     let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
     let abandoned = Arc::new(AtomicBool::new(false));
     let gave_up = abandoned.clone();
     tokio::spawn(async move {
+        let _in_flight = in_flight;
         loop {
             let item = tokio::select! {
                 item = upstream.next() => item,
@@ -215,16 +230,12 @@ fn decouple(mut upstream: EventStream, stall: Duration) -> EventStream {
 }
 
 pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let mut observed = Observed::start(&state.metrics, "openai", "chat");
     let rt = state.runtime.load_full();
-    let Admitted { raw, req, plan } = match admit(&rt, &headers, body, openai::decode_chat_request).await {
-        Ok(v) => v,
-        Err(e) => {
-            observed.finish_err(&e);
-            return SurfaceError::openai(e).into_response();
-        }
-    };
-    observed.model(&rt, &req.model);
+    let (mut observed, Admitted { raw, req, plan }) =
+        match admit_observed(&state, &rt, "chat", &headers, body, openai::decode_chat_request).await {
+            Ok(v) => v,
+            Err(resp) => return resp,
+        };
     let routing = Instant::now();
     let exec = execute(&plan, |a| chat_attempt(&state, &req, Some(&raw), a)).await;
     observed.routed(&exec, routing.elapsed());
@@ -480,16 +491,12 @@ fn is_usage_only(events: &[StreamEvent]) -> bool {
 }
 
 pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let mut observed = Observed::start(&state.metrics, "openai", "embeddings");
     let rt = state.runtime.load_full();
-    let Admitted { raw, req, plan } = match admit(&rt, &headers, body, openai::decode_embedding_request).await {
-        Ok(v) => v,
-        Err(e) => {
-            observed.finish_err(&e);
-            return SurfaceError::openai(e).into_response();
-        }
-    };
-    observed.model(&rt, &req.model);
+    let (mut observed, Admitted { raw, req, plan }) =
+        match admit_observed(&state, &rt, "embeddings", &headers, body, openai::decode_embedding_request).await {
+            Ok(v) => v,
+            Err(resp) => return resp,
+        };
     let client = &state.client;
     let routing = Instant::now();
     let exec = execute(&plan, |a: Attempt| {
