@@ -8,12 +8,14 @@
 mod chat;
 mod embeddings;
 mod error;
+mod record;
 mod stream;
 mod usage;
 
 pub use chat::*;
 pub use embeddings::*;
 pub use error::*;
+pub use record::*;
 pub use stream::*;
 pub use usage::*;
 
