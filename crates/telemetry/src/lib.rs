@@ -6,6 +6,13 @@
 //! `provider/model` is labelled `direct`), providers from the config, surfaces and outcomes from
 //! small fixed sets. No key, user or request id is ever a label.
 
+pub mod traces;
+mod writer;
+
+pub use traces::{OtlpExporter, OtlpProtocol, TraceConfig, TraceError};
+pub use writer::{RecordSink, WriterHandle, start_writer};
+
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -79,6 +86,24 @@ pub struct ModelOnly {
     pub gen_ai_request_model: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CostLabels {
+    pub gen_ai_request_model: String,
+    pub gen_ai_provider_name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TeamLabels {
+    /// A team from the config, or `none`.
+    pub team: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    /// `queue_full` or `store_unavailable`.
+    pub reason: &'static str,
+}
+
 fn duration_histogram() -> Histogram {
     // OpenTelemetry's advised buckets for GenAI durations (0.01 … 81.92 s), with 5 ms in front
     // for fast local models.
@@ -114,6 +139,15 @@ pub struct Metrics {
     in_flight: Family<SurfaceLabels, Gauge>,
     breaker: Family<TargetLabels, Gauge>,
     upstream_in_flight: Family<TargetLabels, Gauge>,
+    cost: Family<CostLabels, Counter<f64, AtomicU64>>,
+    team_requests: Family<TeamLabels, Counter>,
+    team_cost: Family<TeamLabels, Counter<f64, AtomicU64>>,
+    records_written: Counter,
+    records_dropped: Family<DropLabels, Counter>,
+    record_write_errors: Counter,
+    record_queue: Gauge,
+    spans_exported: Counter,
+    spans_dropped: Counter,
     /// One scrape at a time: the per-target gauges are cleared and refilled on each.
     scrape: Mutex<()>,
 }
@@ -182,8 +216,59 @@ impl Metrics {
         );
         let upstream_in_flight = Family::default();
         registry.register("switchyard_upstream_in_flight", "Requests in flight per target", upstream_in_flight.clone());
+        let cost = Family::default();
+        registry.register(
+            "switchyard_cost_usd",
+            "Dollars spent, priced from the usage providers reported",
+            cost.clone(),
+        );
+        let team_requests = Family::default();
+        registry.register("switchyard_team_requests", "Requests by the caller's team", team_requests.clone());
+        let team_cost = Family::default();
+        registry.register("switchyard_team_cost_usd", "Dollars spent by the caller's team", team_cost.clone());
+        let records_written = Counter::default();
+        registry.register(
+            "switchyard_records_written",
+            "Request records written to the store",
+            records_written.clone(),
+        );
+        let records_dropped = Family::default();
+        registry.register(
+            "switchyard_records_dropped",
+            "Request records lost: the writer's queue was full, or the store stayed down past shutdown",
+            records_dropped.clone(),
+        );
+        let record_write_errors = Counter::default();
+        registry.register(
+            "switchyard_record_write_errors",
+            "Failed writes of a batch of records (retried)",
+            record_write_errors.clone(),
+        );
+        let record_queue = Gauge::default();
+        registry.register("switchyard_record_queue", "Records waiting for the writer", record_queue.clone());
+        let spans_exported = Counter::default();
+        registry.register(
+            "switchyard_traces_exported",
+            "Requests whose spans were sent to the OTLP collector",
+            spans_exported.clone(),
+        );
+        let spans_dropped = Counter::default();
+        registry.register(
+            "switchyard_traces_dropped",
+            "Requests whose spans were not exported: the collector failed or fell behind",
+            spans_dropped.clone(),
+        );
         Metrics {
             registry,
+            cost,
+            team_requests,
+            team_cost,
+            records_written,
+            records_dropped,
+            record_write_errors,
+            record_queue,
+            spans_exported,
+            spans_dropped,
             requests,
             errors,
             duration,
@@ -255,6 +340,40 @@ impl Metrics {
 
     pub fn fallback(&self, model: &str) {
         self.fallbacks.get_or_create(&ModelOnly { gen_ai_request_model: model.to_string() }).inc();
+    }
+
+    pub fn cost(&self, model: &str, provider: &str, usd: f64) {
+        let labels = CostLabels { gen_ai_request_model: model.to_string(), gen_ai_provider_name: provider.to_string() };
+        self.cost.get_or_create(&labels).inc_by(usd);
+    }
+
+    pub fn team(&self, team: Option<&str>, usd: f64) {
+        let labels = TeamLabels { team: team.unwrap_or("none").to_string() };
+        self.team_requests.get_or_create(&labels).inc();
+        if usd > 0.0 {
+            self.team_cost.get_or_create(&labels).inc_by(usd);
+        }
+    }
+
+    pub fn records_written(&self, n: u64) {
+        self.records_written.inc_by(n);
+    }
+
+    pub fn records_dropped(&self, reason: &'static str, n: u64) {
+        self.records_dropped.get_or_create(&DropLabels { reason }).inc_by(n);
+    }
+
+    pub fn record_write_error(&self) {
+        self.record_write_errors.inc();
+    }
+
+    pub fn record_queue(&self) -> &Gauge {
+        &self.record_queue
+    }
+
+    pub fn spans(&self, exported: u64, dropped: u64) {
+        self.spans_exported.inc_by(exported);
+        self.spans_dropped.inc_by(dropped);
     }
 
     /// The Prometheus text exposition of every metric, with the per-target gauges set from
