@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
-use switchyard_types::{ErrorKind, GatewayError};
+use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
 
 /// The caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,11 +16,23 @@ pub struct Principal {
     pub models: ModelAllowList,
     /// May use the admin API.
     pub admin: bool,
+    pub team: Option<String>,
+    /// How much of this caller's requests the log keeps, when the key or its team says.
+    pub capture: Option<CaptureMode>,
 }
 
 impl Principal {
+    pub fn new(name: impl Into<String>, models: ModelAllowList) -> Principal {
+        Principal { name: name.into(), models, admin: false, team: None, capture: None }
+    }
+
     pub fn anonymous() -> Principal {
-        Principal { name: "anonymous".into(), models: ModelAllowList::All, admin: false }
+        Principal::new("anonymous", ModelAllowList::All)
+    }
+
+    /// The master key: every model and the admin API.
+    pub fn master() -> Principal {
+        Principal { admin: true, ..Principal::new("master", ModelAllowList::All) }
     }
 }
 
@@ -150,11 +162,7 @@ mod tests {
         assert!(ring.authenticate(None).is_ok(), "no keys: open");
         ring.insert(
             "sk-web-123456789",
-            Principal {
-                name: "web".into(),
-                models: ModelAllowList::from_patterns(Some(vec!["smart".into()])),
-                admin: false,
-            },
+            Principal::new("web", ModelAllowList::from_patterns(Some(vec!["smart".into()]))),
         );
         let p = ring.authenticate(Some("sk-web-123456789")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.name, "web");

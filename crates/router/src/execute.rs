@@ -37,6 +37,8 @@ pub struct AttemptRecord {
     pub model: String,
     pub provider: String,
     pub target_model: String,
+    /// When the attempt began (or was skipped).
+    pub started: Instant,
     pub elapsed: Duration,
     pub outcome: Outcome,
 }
@@ -287,6 +289,7 @@ where
             HedgeAfter::Fixed(d) => d,
             HedgeAfter::P95 { until_known } => target.stats.p95_ttft().unwrap_or(until_known),
         };
+        let first_started = Instant::now();
         let first = one(self.attempt, route.clone(), target.clone(), permit);
         tokio::pin!(first);
         tokio::select! {
@@ -302,16 +305,17 @@ where
             return (result, target);
         };
         tried.push(backup.clone());
+        let second_started = Instant::now();
         let second = one(self.attempt, route.clone(), backup.clone(), backup_permit);
         tokio::pin!(second);
         // The first answer wins; the other attempt is dropped, which cancels its upstream call
         // (and releases its breaker probe, if it held one). A failure is noted for its target
         // before waiting on the other.
-        let (result, winner, loser) = tokio::select! {
+        let (result, winner, (loser, loser_started)) = tokio::select! {
             (result, record) = &mut first => {
                 self.attempts.push(record);
                 match result {
-                    Ok(v) => (Ok(v), target, backup),
+                    Ok(v) => (Ok(v), target, (backup, second_started)),
                     Err(_) => {
                         let (result, record) = second.await;
                         self.attempts.push(record);
@@ -322,7 +326,7 @@ where
             (result, record) = &mut second => {
                 self.attempts.push(record);
                 match result {
-                    Ok(v) => (Ok(v), backup, target),
+                    Ok(v) => (Ok(v), backup, (target, first_started)),
                     Err(_) => {
                         let (result, record) = first.await;
                         self.attempts.push(record);
@@ -335,7 +339,8 @@ where
             model: route.name.clone(),
             provider: loser.provider.name.clone(),
             target_model: loser.model.clone(),
-            elapsed: Duration::ZERO,
+            started: loser_started,
+            elapsed: loser_started.elapsed(),
             outcome: Outcome::Cancelled,
         });
         (result, winner)
@@ -346,6 +351,7 @@ where
             model: route.name.clone(),
             provider: target.map(|t| t.provider.name.clone()).unwrap_or_default(),
             target_model: target.map(|t| t.model.clone()).unwrap_or_default(),
+            started: Instant::now(),
             elapsed: Duration::ZERO,
             outcome: Outcome::Skipped(why),
         });
@@ -408,6 +414,7 @@ where
         model: route.name.clone(),
         provider: target.provider.name.clone(),
         target_model: target.model.clone(),
+        started,
         elapsed,
         outcome,
     };
