@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use switchyard_providers::ProviderSpec;
+use switchyard_types::CaptureMode;
 
 /// The whole `switchyard.yaml`. Unknown keys are errors: a typo must not silently disable a limit.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -28,6 +29,65 @@ pub struct ConfigFile {
     /// Conditional routing, tried in order; the first match decides.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Teams that keys belong to, with their settings.
+    #[serde(default)]
+    pub teams: Vec<TeamConfig>,
+    /// The request log: what it keeps and for how long.
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    /// OpenTelemetry trace export; off unless set.
+    #[serde(default)]
+    pub tracing: Option<TracingConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    pub name: String,
+    /// Body capture for the team's keys, unless a key says otherwise.
+    #[serde(default)]
+    pub capture: Option<CaptureMode>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `full` (record and bodies), `metadata` (record, no bodies; the default) or `none`.
+    #[serde(default)]
+    pub capture: Option<CaptureMode>,
+    /// The most bytes of each body kept under `full` (default 1 MiB); longer ones are cut.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// Records older than this are deleted (default: kept until deleted by hand).
+    #[serde(default)]
+    pub retention: Option<Seconds>,
+    /// Bodies older than this are deleted, the rest of the record kept.
+    #[serde(default)]
+    pub body_retention: Option<Seconds>,
+    /// Records waiting for the writer; when full, new ones are dropped and counted (default
+    /// 10000). Read at start only.
+    #[serde(default)]
+    pub queue: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    /// The collector: `http://127.0.0.1:4317` for gRPC, `http://127.0.0.1:4318` for HTTP.
+    pub endpoint: String,
+    /// `grpc` (default) or `http/protobuf`.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// The share of traces exported, 0 to 1 (default 1). A caller's `traceparent` decides for
+    /// its own trace.
+    #[serde(default)]
+    pub sample_rate: Option<f64>,
+    /// Sent with every export, e.g. an authorization header.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `service.name` of the spans (default `switchyard`).
+    #[serde(default)]
+    pub service_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -208,6 +268,12 @@ pub struct KeyConfig {
     pub limits: Option<LimitsConfig>,
     #[serde(default)]
     pub budget: Option<BudgetConfig>,
+    /// A team from `teams:`.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Body capture for this key's requests; overrides the team's and the default.
+    #[serde(default)]
+    pub capture: Option<CaptureMode>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -48,6 +48,9 @@ fn demo_config(ports: &[(&str, u16)]) -> String {
     format!(
         r#"server:
   master_key: {DEMO_KEY}
+# The request log lives in memory: see it at /admin/logs and /admin/usage.
+storage: "sqlite::memory:"
+logging: {{ capture: full }}
 providers:
 {providers}models:
   - name: smart
@@ -86,9 +89,11 @@ pub async fn run(listen: Option<String>) -> Result<(), StartError> {
     let local = listener.local_addr().map_err(|e| StartError::Bind(addr, e))?;
     let client = UpstreamClient::new(Duration::from_secs(2)).map_err(|e| StartError::Client(e.message))?;
     println!("{}", banner(local));
-    let state = AppState::new(runtime, client);
+    let mut state = AppState::new(runtime, client);
+    let writer = crate::records::start(&mut state, cfg.storage.as_deref(), &cfg.logging, None).await?;
     crate::probes::start(&state);
     serve_on(listener, app(state), server::shutdown_signal(), Duration::from_secs(5)).await;
+    crate::records::stop(writer).await;
     Ok(())
 }
 
@@ -106,6 +111,10 @@ Try it:
   curl -N http://{addr}/v1/chat/completions \
     -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" \
     -d '{{"model": "fast", "stream": true, "messages": [{{"role": "user", "content": "Stream please"}}]}}'
+
+The request log (newest first) and usage by model:
+  curl -s http://{addr}/admin/logs?limit=5 -H "Authorization: Bearer {DEMO_KEY}"
+  curl -s "http://{addr}/admin/usage?group_by=model" -H "Authorization: Bearer {DEMO_KEY}"
 
 Python (pip install openai):
   from openai import OpenAI

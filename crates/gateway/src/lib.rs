@@ -5,6 +5,7 @@ pub mod config;
 pub mod demo;
 mod error;
 mod probes;
+mod records;
 mod reload;
 pub mod runtime;
 mod server;
@@ -23,6 +24,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 use switchyard_providers::UpstreamClient;
+use switchyard_store::Store;
+use switchyard_telemetry::{Metrics, RecordSink};
 
 pub use error::SurfaceError;
 pub use runtime::Runtime;
@@ -35,19 +38,30 @@ pub struct AppState {
     pub client: UpstreamClient,
     /// Why the last reload failed, while the previous config keeps serving.
     pub reload_error: Arc<ArcSwap<Option<String>>>,
-    pub metrics: Arc<switchyard_telemetry::Metrics>,
+    pub metrics: Arc<Metrics>,
+    /// Where finished requests' records go (off without a store or trace export).
+    pub records: RecordSink,
+    /// The request log, for the admin API and retention.
+    pub store: Option<Store>,
 }
 
 impl AppState {
     pub fn new(runtime: Runtime, client: UpstreamClient) -> Self {
+        let metrics = Arc::new(Metrics::new());
         AppState {
             runtime: Arc::new(ArcSwap::from_pointee(runtime)),
             client,
             reload_error: Arc::new(ArcSwap::from_pointee(None)),
-            metrics: Arc::new(switchyard_telemetry::Metrics::new()),
+            records: RecordSink::off(metrics.clone()),
+            metrics,
+            store: None,
         }
     }
 }
+
+/// A request's id: the `x-request-id` it is answered with and the key of its record.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub Arc<str>);
 
 /// The gateway's routes.
 pub fn app(state: AppState) -> Router {
@@ -59,6 +73,9 @@ pub fn app(state: AppState) -> Router {
         .route("/health/ready", get(surfaces::ops::ready))
         .route("/metrics", get(surfaces::metrics::metrics))
         .route("/admin/targets", get(surfaces::admin::targets))
+        .route("/admin/logs", get(surfaces::logs::list))
+        .route("/admin/logs/{id}", get(surfaces::logs::one))
+        .route("/admin/usage", get(surfaces::logs::usage))
         .route("/admin/models/{model}/targets/{index}/{action}", post(surfaces::admin::drain))
         .fallback(surfaces::ops::not_found)
         .layer(axum::middleware::from_fn(request_id))
@@ -67,8 +84,9 @@ pub fn app(state: AppState) -> Router {
 
 /// Gives every response an `x-request-id` (a UUIDv7: unique and time-ordered, so ids sort like
 /// the log).
-async fn request_id(req: Request, next: Next) -> Response {
-    let id = uuid::Uuid::now_v7().to_string();
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
+    req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -104,6 +122,10 @@ pub enum StartError {
     Bind(SocketAddr, std::io::Error),
     #[error("{0}")]
     Client(String),
+    #[error("storage: {0}")]
+    Store(#[from] switchyard_store::StoreError),
+    #[error("tracing: {0}")]
+    Tracing(#[from] switchyard_telemetry::TraceError),
 }
 
 /// Runs the gateway until SIGINT or SIGTERM.
@@ -133,11 +155,16 @@ pub async fn run(opts: ServeOptions) -> Result<(), StartError> {
     if !addr.ip().is_loopback() && runtime.keys.is_open() && !opts.insecure_no_auth {
         return Err(StartError::NoAuth(addr));
     }
-    let server = file.map(|c| c.server).unwrap_or_default();
+    let server = file.as_ref().map(|c| c.server.clone()).unwrap_or_default();
     let connect = server.connect_timeout.map_or(Duration::from_secs(5), |s| s.0);
     let grace = server.shutdown_grace.map_or(Duration::from_secs(30), |s| s.0);
     let client = UpstreamClient::new(connect).map_err(|e| StartError::Client(e.message))?;
-    let state = AppState::new(runtime, client);
+    let mut state = AppState::new(runtime, client);
+    let (storage, logging, tracing_cfg) = match &file {
+        Some(c) => (c.storage.clone(), c.logging.clone(), c.tracing.clone()),
+        None => (None, config::LoggingConfig::default(), None),
+    };
+    let writer = records::start(&mut state, storage.as_deref(), &logging, tracing_cfg.as_ref()).await?;
     probes::start(&state);
     if let Some(p) = path {
         tokio::spawn(reload::watch(p, state.clone()));
@@ -147,5 +174,6 @@ pub async fn run(opts: ServeOptions) -> Result<(), StartError> {
     tracing::info!("switchyard listening on http://{local}");
     println!("switchyard listening on http://{local}");
     serve_on(listener, app(state), server::shutdown_signal(), grace).await;
+    records::stop(writer).await;
     Ok(())
 }

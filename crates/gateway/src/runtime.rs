@@ -11,11 +11,35 @@ use switchyard_router::{
     BreakerPolicy, Catalogue, Health, HedgeAfter, ModelRoute, Price, RetryOn, RetryPolicy, Rule, Sticky, Strategy,
     Target,
 };
+use switchyard_types::CaptureMode;
 
 use crate::config::{ConfigFile, ModelConfig, RetryCondition, Routing, parse_duration};
 
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the request log keeps. Reloadable, unlike where it is kept (`storage:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogPolicy {
+    /// For callers whose key and team say nothing.
+    pub capture: CaptureMode,
+    pub max_body_bytes: usize,
+    pub retention: Option<Duration>,
+    pub body_retention: Option<Duration>,
+}
+
+pub const DEFAULT_CAPTURED_BODY: usize = 1024 * 1024;
+
+impl Default for LogPolicy {
+    fn default() -> Self {
+        LogPolicy {
+            capture: CaptureMode::Metadata,
+            max_body_bytes: DEFAULT_CAPTURED_BODY,
+            retention: None,
+            body_retention: None,
+        }
+    }
+}
 
 pub struct Runtime {
     pub catalogue: Catalogue,
@@ -23,6 +47,7 @@ pub struct Runtime {
     pub keys: KeyRing,
     pub max_body_bytes: usize,
     pub client_timeout: Duration,
+    pub logging: LogPolicy,
     /// Where this config came from, for logs and `/health/ready`.
     pub source: String,
     /// Things worth telling the operator that do not stop the gateway.
@@ -76,6 +101,12 @@ impl Runtime {
             keys,
             max_body_bytes: cfg.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
             client_timeout: cfg.server.client_timeout.map_or(DEFAULT_CLIENT_TIMEOUT, |s| s.0),
+            logging: LogPolicy {
+                capture: cfg.logging.capture.unwrap_or_default(),
+                max_body_bytes: cfg.logging.max_body_bytes.unwrap_or(DEFAULT_CAPTURED_BODY),
+                retention: cfg.logging.retention.map(|s| s.0),
+                body_retention: cfg.logging.body_retention.map(|s| s.0),
+            },
             source: source.to_string(),
             warnings,
         })
@@ -112,7 +143,7 @@ impl Runtime {
         let default = order.into_iter().find(|n| providers.contains_key(*n)).map(str::to_string);
         let mut keys = KeyRing::default();
         if let Some(master) = env("SWITCHYARD_MASTER_KEY").filter(|k| !k.is_empty()) {
-            keys.insert(&master, Principal { name: "master".into(), models: ModelAllowList::All, admin: true });
+            keys.insert(&master, Principal::master());
         }
         let mut warnings = errors;
         if providers.is_empty() {
@@ -127,6 +158,7 @@ impl Runtime {
             keys,
             max_body_bytes: DEFAULT_MAX_BODY,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
+            logging: LogPolicy::default(),
             source: "environment".into(),
             warnings,
         }
@@ -165,6 +197,8 @@ fn build_route(
         target.price = t.price.as_ref().map(|p| Price {
             input_per_mtok: p.input_per_mtok.unwrap_or(0.0),
             output_per_mtok: p.output_per_mtok.unwrap_or(0.0),
+            cache_read_per_mtok: p.cached_input_per_mtok,
+            cache_write_per_mtok: p.cache_write_per_mtok,
         });
         target.health = Health::new(breaker);
         targets.push(Arc::new(target));
@@ -276,7 +310,13 @@ fn build_keys(cfg: &ConfigFile, errors: &mut Vec<String>) -> KeyRing {
         if master.is_empty() {
             errors.push("server.master_key is empty: remove it or give it a value".into());
         } else {
-            keys.insert(master, Principal { name: "master".into(), models: ModelAllowList::All, admin: true });
+            keys.insert(master, Principal::master());
+        }
+    }
+    let mut teams = HashMap::new();
+    for t in &cfg.teams {
+        if teams.insert(t.name.as_str(), t).is_some() {
+            errors.push(format!("team '{}' is defined twice", t.name));
         }
     }
     let mut names = HashSet::new();
@@ -288,8 +328,21 @@ fn build_keys(cfg: &ConfigFile, errors: &mut Vec<String>) -> KeyRing {
             errors.push(format!("key '{}': the key must be at least 8 characters", k.name));
             continue;
         }
-        let principal =
-            Principal { name: k.name.clone(), models: ModelAllowList::from_patterns(k.models.clone()), admin: false };
+        let team = match k.team.as_deref() {
+            None => None,
+            Some(t) => match teams.get(t) {
+                Some(team) => Some(*team),
+                None => {
+                    errors.push(format!("key '{}': team '{t}' is not defined in teams:", k.name));
+                    continue;
+                }
+            },
+        };
+        let principal = Principal {
+            team: team.map(|t| t.name.clone()),
+            capture: k.capture.or(team.and_then(|t| t.capture)),
+            ..Principal::new(k.name.clone(), ModelAllowList::from_patterns(k.models.clone()))
+        };
         if !keys.insert(&k.key, principal) {
             errors.push(format!("key '{}': the same key value is used by another key", k.name));
         }

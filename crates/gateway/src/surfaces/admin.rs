@@ -14,7 +14,7 @@ use super::presented_key;
 use crate::AppState;
 use crate::error::SurfaceError;
 
-fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), GatewayError> {
+pub fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), GatewayError> {
     let rt = state.runtime.load();
     authorize_admin(&rt.keys.authenticate(presented_key(headers))?)
 }

@@ -1,6 +1,8 @@
 //! The client-facing endpoints, one module per protocol, and what they share.
 
 pub mod admin;
+pub mod logs;
+mod meta;
 pub mod metrics;
 mod observe;
 pub mod openai;
@@ -63,7 +65,8 @@ pub async fn read_body(
 }
 
 /// The routing headers: who answered and after how many attempts sent to providers.
-pub fn routing_headers<T>(headers: &mut HeaderMap, exec: &Execution<T>) {
+pub fn routing_headers<T>(exec: &Execution<T>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
     if let Some((_, target)) = &exec.answered {
         if let Ok(v) = HeaderValue::from_str(&target.provider.name) {
             headers.insert("x-switchyard-provider", v);
@@ -73,4 +76,5 @@ pub fn routing_headers<T>(headers: &mut HeaderMap, exec: &Execution<T>) {
         }
     }
     headers.insert("x-switchyard-attempts", HeaderValue::from(exec.sent()));
+    headers
 }

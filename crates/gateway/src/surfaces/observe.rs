@@ -1,19 +1,51 @@
-//! Per-request metrics: started when a request arrives, finished when its answer ends.
+//! One request's observation: metrics as it goes, and its request record when it ends.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::http::HeaderMap;
 use prometheus_client::metrics::gauge::Gauge;
-use switchyard_router::{Execution, Outcome};
-use switchyard_telemetry::{Metrics, ModelLabels, RequestLabels};
-use switchyard_types::{GatewayError, Usage};
+use switchyard_policy::Principal;
+use switchyard_router::{Execution, Outcome, Price};
+use switchyard_telemetry::{Metrics, ModelLabels, RecordSink, RequestLabels};
+use switchyard_types::{AttemptEntry, CaptureMode, ChatResponse, GatewayError, RequestRecord, Usage};
 
+use super::meta::RequestMeta;
+use crate::AppState;
 use crate::runtime::Runtime;
 
+/// The status logged for a request whose client left before the answer ended (nginx's).
+const CLIENT_CLOSED: u16 = 499;
+
+/// What the client was sent, for the record.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub finish_reasons: Vec<String>,
+    pub response_model: Option<String>,
+    pub bytes: u64,
+    /// The answer's text, when bodies are captured.
+    pub body: Option<String>,
+}
+
+impl Answer {
+    pub fn of_chat(response: &ChatResponse) -> Answer {
+        Answer {
+            finish_reasons: response.choices.iter().filter_map(|c| c.finish_reason.as_ref()).map(finish_name).collect(),
+            response_model: Some(response.model.clone()).filter(|m| !m.is_empty()),
+            ..Answer::default()
+        }
+    }
+}
+
+pub fn finish_name(reason: &switchyard_types::FinishReason) -> String {
+    serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
 /// One request's measurements. Dropped without `finish_*` (a client that left mid-stream), it
-/// records the request as `cancelled`, so every request is counted once.
+/// records the request as cancelled, so every request is counted and logged once.
 pub struct Observed {
     metrics: Arc<Metrics>,
+    sink: RecordSink,
     surface: &'static str,
     operation: &'static str,
     started: Instant,
@@ -21,14 +53,29 @@ pub struct Observed {
     provider: String,
     in_flight: Gauge,
     finished: bool,
+    /// The answering target's price, for the cost.
+    price: Option<Price>,
+    default_capture: CaptureMode,
+    max_body: usize,
+    record: RequestRecord,
 }
 
 impl Observed {
-    pub fn start(metrics: &Arc<Metrics>, surface: &'static str, operation: &'static str) -> Self {
-        let in_flight = metrics.in_flight(surface);
+    pub fn start(
+        state: &AppState,
+        rt: &Runtime,
+        id: &str,
+        surface: &'static str,
+        operation: &'static str,
+        headers: &HeaderMap,
+    ) -> Self {
+        let in_flight = state.metrics.in_flight(surface);
         in_flight.inc();
+        let received = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let trace = TraceContext::from_headers(headers);
         Observed {
-            metrics: metrics.clone(),
+            metrics: state.metrics.clone(),
+            sink: state.records.clone(),
             surface,
             operation,
             started: Instant::now(),
@@ -36,13 +83,55 @@ impl Observed {
             provider: "none".into(),
             in_flight,
             finished: false,
+            price: None,
+            default_capture: rt.logging.capture,
+            max_body: rt.logging.max_body_bytes,
+            record: RequestRecord {
+                id: id.to_string(),
+                trace_id: trace.trace_id,
+                span_id: format!("{:016x}", fastrand::u64(1..)),
+                parent_span_id: trace.parent_span_id,
+                sampled: trace.sampled,
+                received_at_us: i64::try_from(received.as_micros()).unwrap_or(i64::MAX),
+                surface: surface.to_string(),
+                operation: operation.to_string(),
+                capture: rt.logging.capture,
+                ..RequestRecord::default()
+            },
         }
     }
 
-    /// The requested model, as a label: configured names as they are; anything else a client
-    /// invented (`provider/model`) as `direct`, so clients cannot grow the label set.
-    pub fn model(&mut self, rt: &Runtime, requested: &str) {
+    /// The authenticated caller: its key, team, and how much of its requests to keep.
+    pub fn caller(&mut self, principal: &Principal) {
+        self.record.key = Some(principal.name.clone());
+        self.record.team.clone_from(&principal.team);
+        self.record.capture = principal.capture.unwrap_or(self.default_capture);
+    }
+
+    /// Whether this request's bodies are kept: only when captured and logged at all.
+    pub fn captures_bodies(&self) -> bool {
+        self.record.capture == CaptureMode::Full && self.sink.is_on()
+    }
+
+    pub fn request_body(&mut self, body: &[u8]) {
+        self.record.request_bytes = body.len() as u64;
+        if self.captures_bodies() {
+            self.record.request_body = Some(self.cut(body));
+        }
+    }
+
+    /// The decoded request: its model (as a metric label and in the record) and the caller's
+    /// metadata.
+    pub fn request(&mut self, rt: &Runtime, requested: &str, stream: bool, meta: RequestMeta) {
+        // Configured names are labels as they are; anything else a client invented
+        // (`provider/model`) is `direct`, so clients cannot grow the label set.
         self.model = if rt.catalogue.contains(requested) { requested.to_string() } else { "direct".to_string() };
+        self.record.requested_model = Some(requested.to_string());
+        self.record.stream = stream;
+        self.record.user = meta.user;
+        self.record.session = meta.session;
+        self.record.tags = meta.tags;
+        self.record.metadata = meta.metadata;
     }
 
     /// Records the attempts and the gateway's own time up to now (the first byte), excluding
@@ -50,40 +139,90 @@ impl Observed {
     /// and the waits between them (backoff, `retry-after`), which are not the gateway's work.
     pub fn routed<T>(&mut self, exec: &Execution<T>, routing: Duration) {
         for a in &exec.attempts {
-            let outcome = match a.outcome {
-                Outcome::Answered => "answered",
-                Outcome::Failed(_) => "failed",
-                Outcome::Skipped(_) => "skipped",
-                Outcome::Cancelled => "cancelled",
+            let (outcome, reason) = match &a.outcome {
+                Outcome::Answered => ("answered", None),
+                Outcome::Failed(why) => ("failed", Some(why.clone())),
+                Outcome::Skipped(why) => ("skipped", Some(why.clone())),
+                Outcome::Cancelled => ("cancelled", None),
             };
             self.metrics.attempt(&self.model, &a.provider, outcome);
+            self.record.attempts.push(AttemptEntry {
+                model: a.model.clone(),
+                provider: a.provider.clone(),
+                target_model: a.target_model.clone(),
+                outcome: outcome.to_string(),
+                reason,
+                start_us: micros(a.started.saturating_duration_since(self.started)),
+                duration_us: micros(a.elapsed),
+            });
         }
         if let Some((route, target)) = &exec.answered {
             self.provider = target.provider.name.clone();
+            self.price = target.price;
+            self.record.provider = Some(target.provider.name.clone());
+            self.record.upstream_model = Some(target.model.clone());
             let first_leg = exec.attempts.first().map(|a| a.model.as_str());
             if first_leg.is_some_and(|m| m != route.name) {
                 self.metrics.fallback(&self.model);
+                self.record.fallback = true;
             }
         }
-        self.metrics.overhead(self.surface, self.started.elapsed().saturating_sub(routing));
+        let elapsed = self.started.elapsed();
+        let overhead = elapsed.saturating_sub(routing);
+        self.metrics.overhead(self.surface, overhead);
+        self.record.first_byte_us = Some(micros(elapsed));
+        self.record.upstream_us = Some(micros(routing));
+        self.record.overhead_us = Some(micros(overhead));
     }
 
     /// The first token went out (streams).
-    pub fn first_token(&self) {
-        self.metrics.time_to_first_token(&self.labels(), self.started.elapsed());
+    pub fn first_token(&mut self) {
+        let elapsed = self.started.elapsed();
+        self.metrics.time_to_first_token(&self.labels(), elapsed);
+        self.record.first_token_us = Some(micros(elapsed));
     }
 
-    pub fn finish_ok(mut self, usage: Option<&Usage>) {
+    /// Keeps at most `max_body` bytes of a body, cut at a character boundary.
+    fn cut(&self, body: &[u8]) -> String {
+        let text = String::from_utf8_lossy(body);
+        if text.len() <= self.max_body {
+            return text.into_owned();
+        }
+        let mut end = self.max_body;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…[{} more bytes not kept]", &text[..end], text.len() - end)
+    }
+
+    pub fn finish_ok(mut self, usage: Option<&Usage>, answer: Answer) {
         let labels = self.labels();
         if let Some(u) = usage {
             self.metrics.usage(&labels, u);
+            if let Some(price) = self.price {
+                let cost = price.cost(u);
+                self.metrics.cost(&self.model, &self.provider, cost.total);
+                self.record.cost = Some(cost);
+            }
+            self.record.usage = Some(*u);
+        }
+        self.record.status = 200;
+        self.record.finish_reasons = answer.finish_reasons;
+        self.record.response_model = answer.response_model;
+        self.record.response_bytes = answer.bytes;
+        if let Some(body) = answer.body.filter(|_| self.captures_bodies()) {
+            self.record.response_body = Some(self.cut(body.as_bytes()));
         }
         self.end("2xx");
     }
 
     pub fn finish_err(mut self, e: &GatewayError) {
         let status = e.http_status();
-        self.metrics.error(self.surface, &self.model, &error_type(e));
+        let error_type = error_type(e);
+        self.metrics.error(self.surface, &self.model, &error_type);
+        self.record.status = status;
+        self.record.error_type = Some(error_type);
+        self.record.error_message = Some(e.message.clone());
         self.end(if status < 500 { "4xx" } else { "5xx" });
     }
 
@@ -101,7 +240,8 @@ impl Observed {
         }
         self.finished = true;
         self.in_flight.dec();
-        self.metrics.duration(&self.labels(), self.started.elapsed());
+        let elapsed = self.started.elapsed();
+        self.metrics.duration(&self.labels(), elapsed);
         self.metrics.request(RequestLabels {
             surface: self.surface,
             gen_ai_operation_name: self.operation,
@@ -109,6 +249,56 @@ impl Observed {
             gen_ai_provider_name: self.provider.clone(),
             status_class,
         });
+        self.metrics.team(self.record.team.as_deref(), self.record.cost.map_or(0.0, |c| c.total));
+        if self.sink.is_on() {
+            if status_class == "cancelled" {
+                self.record.status = CLIENT_CLOSED;
+                self.record.error_type = Some("client_closed".into());
+            }
+            self.record.duration_us = micros(elapsed);
+            self.sink.send(std::mem::take(&mut self.record));
+        }
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// The W3C trace context a request joins: the caller's `traceparent`, or a new trace.
+struct TraceContext {
+    trace_id: String,
+    parent_span_id: Option<String>,
+    sampled: bool,
+}
+
+impl TraceContext {
+    fn from_headers(headers: &HeaderMap) -> TraceContext {
+        headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(TraceContext::parse).unwrap_or_else(|| {
+            TraceContext { trace_id: format!("{:032x}", fastrand::u128(1..)), parent_span_id: None, sampled: false }
+        })
+    }
+
+    /// `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`; all-zero ids and version `ff` are
+    /// invalid, and an invalid header starts a new trace (as the spec asks).
+    fn parse(v: &str) -> Option<TraceContext> {
+        let parts: Vec<&str> = v.trim().split('-').collect();
+        let [version, trace, span, flags, ..] = parts[..] else { return None };
+        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let valid = hex(version, 2)
+            && version != "ff"
+            && (version != "00" || parts.len() == 4)
+            && hex(trace, 32)
+            && hex(span, 16)
+            && hex(flags, 2)
+            && trace.bytes().any(|b| b != b'0')
+            && span.bytes().any(|b| b != b'0');
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        valid.then(|| TraceContext {
+            trace_id: trace.to_string(),
+            parent_span_id: Some(span.to_string()),
+            sampled: flags & 1 == 1,
+        })
     }
 }
 
@@ -158,6 +348,24 @@ mod tests {
     use switchyard_types::ErrorKind;
 
     use super::*;
+
+    #[test]
+    fn traceparent_is_joined_only_when_valid() {
+        let t = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .map(|t| (t.trace_id, t.parent_span_id, t.sampled));
+        assert_eq!(t, Some(("4bf92f3577b34da6a3ce929d0e0e4736".into(), Some("00f067aa0ba902b7".into()), true)));
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "garbage",
+        ] {
+            assert!(TraceContext::parse(bad).is_none(), "{bad}");
+        }
+        assert!(TraceContext::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-future").is_some());
+    }
 
     #[test]
     fn error_labels_are_bounded() {

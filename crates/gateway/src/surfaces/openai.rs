@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -16,24 +16,27 @@ use switchyard_policy::authorize_model;
 use switchyard_protocols::{openai, sse};
 use switchyard_providers::{ChatOutcome, EventStream, StreamItem};
 use switchyard_router::{
-    Attempt, Caller, Demand, Execution, InFlight, Plan, RequestView, Target, apply_rules, execute, execute_avoiding,
+    Attempt, Caller, Demand, Execution, InFlight, ModelRoute, Plan, RequestView, Target, apply_rules, execute,
+    execute_avoiding,
 };
 use switchyard_types::{
     ChatRequest, ContentPart, EmbeddingInput, EmbeddingRequest, ErrorKind, GatewayError, JsonMap, Message, Protocol,
-    ResponseFormat, Role, StreamEvent, Usage,
+    ResponseFormat, Role, StreamAssembler, StreamEvent, Usage,
 };
 
-use super::observe::Observed;
+use super::meta::RequestMeta;
+use super::observe::{Answer, Observed, finish_name};
 use super::{presented_key, read_body, routing_headers};
-use crate::AppState;
 use crate::error::SurfaceError;
 use crate::runtime::Runtime;
+use crate::{AppState, RequestId};
 
 /// What routing needs from a decoded request.
 trait Routable {
     fn model(&self) -> &str;
     fn demand(&self) -> Demand;
     fn user(&self) -> Option<&str>;
+    fn stream(&self) -> bool;
 }
 
 impl Routable for ChatRequest {
@@ -45,6 +48,9 @@ impl Routable for ChatRequest {
     }
     fn user(&self) -> Option<&str> {
         self.user.as_deref()
+    }
+    fn stream(&self) -> bool {
+        self.stream
     }
 }
 
@@ -62,6 +68,9 @@ impl Routable for EmbeddingRequest {
     fn user(&self) -> Option<&str> {
         self.user.as_deref()
     }
+    fn stream(&self) -> bool {
+        false
+    }
 }
 
 /// A request that passed admission: the client's JSON, its IR, and the plan of attempts.
@@ -73,14 +82,19 @@ struct Admitted<R> {
 
 /// The stages every OpenAI endpoint shares: authenticate, read and decode the body, check the
 /// key may use the model (and any alternatives the request lists), apply routing rules, plan.
+/// What is learnt on the way goes into the request's record.
 async fn admit<R: Routable>(
     rt: &Runtime,
+    observed: &mut Observed,
     headers: &HeaderMap,
     body: Body,
     decode: fn(&JsonMap) -> Result<R, GatewayError>,
 ) -> Result<Admitted<R>, GatewayError> {
     let principal = rt.keys.authenticate(presented_key(headers))?;
+    observed.caller(&principal);
+    let meta = RequestMeta::from_headers(headers)?;
     let bytes = read_body(body, headers, rt.max_body_bytes, rt.client_timeout).await?;
+    observed.request_body(&bytes);
     let mut raw = openai::parse_object(&bytes)?;
     // OpenRouter's `models`: alternatives to try in order. It is the gateway's to act on, so it is
     // taken out of what goes upstream.
@@ -96,49 +110,43 @@ async fn admit<R: Routable>(
         Some(_) => return Err(GatewayError::invalid("'models' must be a list of model names.").with_param("models")),
     };
     let req = decode(&raw)?;
+    let meta = RequestMeta { user: meta.user.or_else(|| req.user().map(str::to_string)), ..meta };
+    observed.request(rt, req.model(), req.stream(), meta.clone());
     authorize_model(&principal, req.model())?;
     for alt in &alternatives {
         authorize_model(&principal, alt)?;
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let user = header("x-switchyard-user").or(req.user());
-    let session = header("x-switchyard-session");
-    let tags: Vec<String> = header("x-switchyard-tags")
-        .map(|t| t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
-        .unwrap_or_default();
     let demand = req.demand();
     let view = RequestView {
         model: req.model(),
         key: &principal.name,
-        user,
-        session,
-        tags: &tags,
+        user: meta.user.as_deref(),
+        session: meta.session.as_deref(),
+        tags: &meta.tags,
         headers,
         params: &raw,
         prompt_tokens: demand.input_tokens,
     };
     let model = apply_rules(&rt.rules, &view).map_or(req.model(), |(_, model)| model);
-    let caller = Caller { key: &principal.name, user, session, headers };
+    let caller = Caller { key: &principal.name, user: meta.user.as_deref(), session: meta.session.as_deref(), headers };
     let plan = rt.catalogue.plan(model, &alternatives, demand, &caller)?;
     Ok(Admitted { raw, req, plan })
 }
 
-/// Admission with its metrics: the request's `Observed`, labelled with its model, or the error
-/// response (already counted).
+/// Admission with its observation: the request's `Observed` and what passed, or the error
+/// response (already counted and logged).
 async fn admit_observed<R: Routable>(
     state: &AppState,
     rt: &Runtime,
+    id: &RequestId,
     operation: &'static str,
     headers: &HeaderMap,
     body: Body,
     decode: fn(&JsonMap) -> Result<R, GatewayError>,
 ) -> Result<(Observed, Admitted<R>), Response> {
-    let mut observed = Observed::start(&state.metrics, "openai", operation);
-    match admit(rt, headers, body, decode).await {
-        Ok(admitted) => {
-            observed.model(rt, admitted.req.model());
-            Ok((observed, admitted))
-        }
+    let mut observed = Observed::start(state, rt, &id.0, "openai", operation, headers);
+    match admit(rt, &mut observed, headers, body, decode).await {
+        Ok(admitted) => Ok((observed, admitted)),
         Err(e) => {
             observed.finish_err(&e);
             Err(SurfaceError::openai(e).into_response())
@@ -146,11 +154,16 @@ async fn admit_observed<R: Routable>(
     }
 }
 
-/// Renders an execution's failure with the routing headers, so a client can see what was tried.
-fn failure<T>(exec: &Execution<T>, error: GatewayError) -> Response {
-    let mut resp = SurfaceError::openai(error).into_response();
-    routing_headers(resp.headers_mut(), exec);
-    resp
+/// A JSON answer, and what the record keeps of it.
+fn json_answer(body: &Value, mut answer: Answer, capture: bool) -> (Response, Answer) {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    answer.bytes = bytes.len() as u64;
+    if capture {
+        answer.body = Some(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    let mut resp = Response::new(Body::from(bytes));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    (resp, answer)
 }
 
 /// One chat attempt on the target the router chose.
@@ -229,46 +242,69 @@ fn decouple(mut upstream: EventStream, in_flight: InFlight, stall: Duration) -> 
     )
 }
 
-pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let rt = state.runtime.load_full();
     let (mut observed, Admitted { raw, req, plan }) =
-        match admit_observed(&state, &rt, "chat", &headers, body, openai::decode_chat_request).await {
+        match admit_observed(&state, &rt, &id, "chat", &headers, body, openai::decode_chat_request).await {
             Ok(v) => v,
             Err(resp) => return resp,
         };
     let routing = Instant::now();
     let exec = execute(&plan, |a| chat_attempt(&state, &req, Some(&raw), a)).await;
     observed.routed(&exec, routing.elapsed());
-    if let Err(e) = &exec.result {
-        observed.finish_err(e);
-        return failure(&exec, e.clone());
-    }
-    let passthrough = exec.answered.as_ref().is_some_and(|(_, t)| t.provider.protocol() == Protocol::OpenAi);
-    let recover = exec.answered.as_ref().is_some_and(|(route, _)| route.recover_streams) && continuable(&req);
-    let mut resp = match &exec.result {
-        Ok(ChatOutcome::Complete { response, body }) => {
-            let body = if passthrough { body.clone() } else { openai::encode_chat_response(response) };
-            axum::Json(body).into_response()
+    let routed = routing_headers(&exec);
+    let (outcome, route, target) = match answered(exec) {
+        Ok(v) => v,
+        Err(e) => {
+            observed.finish_err(&e);
+            return with_headers(SurfaceError::openai(e).into_response(), routed);
         }
-        Ok(ChatOutcome::Stream(_)) => Response::new(Body::empty()),
-        Err(e) => SurfaceError::openai(e.clone()).into_response(),
     };
-    routing_headers(resp.headers_mut(), &exec);
-    let answered = exec.answered.as_ref().map(|(_, t)| t.clone());
-    match (exec.result, answered) {
-        (Ok(ChatOutcome::Stream(events)), Some(target)) => {
+    let passthrough = target.provider.protocol() == Protocol::OpenAi;
+    let capture = observed.captures_bodies();
+    let resp = match outcome {
+        ChatOutcome::Complete { response, body } => {
+            let body = if passthrough { body } else { openai::encode_chat_response(&response) };
+            let (resp, answer) = json_answer(&body, Answer::of_chat(&response), capture);
+            observed.finish_ok(response.usage.as_ref(), answer);
+            resp
+        }
+        ChatOutcome::Stream(events) => {
             observed.first_token();
-            let relay = Relay::new(passthrough, req.stream_usage);
-            let recovery = recover.then(|| Recovery { state: state.clone(), req, plan, used: false });
-            *resp.body_mut() = sse_body(events, target, relay, recovery, observed);
+            let relay = Relay::new(passthrough, req.stream_usage, capture);
+            let recovery = (route.recover_streams && continuable(&req)).then(|| Recovery {
+                state: state.clone(),
+                req,
+                plan,
+                used: false,
+            });
+            let mut resp = Response::new(sse_body(events, target, relay, recovery, observed));
             let h = resp.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            resp
         }
-        (Ok(ChatOutcome::Complete { response, .. }), _) => observed.finish_ok(response.usage.as_ref()),
-        _ => {}
+    };
+    with_headers(resp, routed)
+}
+
+/// The answer of an execution and who gave it, or its error.
+fn answered<T>(exec: Execution<T>) -> Result<(T, Arc<ModelRoute>, Arc<Target>), GatewayError> {
+    match (exec.result, exec.answered) {
+        (Ok(v), Some((route, target))) => Ok((v, route, target)),
+        (Err(e), _) => Err(e),
+        (Ok(_), None) => Err(GatewayError::upstream(502, "The router returned an answer without its target.")),
     }
+}
+
+fn with_headers(mut resp: Response, headers: HeaderMap) -> Response {
+    resp.headers_mut().extend(headers);
     resp
 }
 
@@ -323,9 +359,12 @@ fn sse_body(
             }
             if p.done {
                 if let Some(observed) = p.observed.take() {
-                    match &p.relay.error {
-                        Some(e) => observed.finish_err(e),
-                        None => observed.finish_ok(p.relay.usage.as_ref()),
+                    match p.relay.error.take() {
+                        Some(e) => observed.finish_err(&e),
+                        None => {
+                            let usage = p.relay.usage;
+                            observed.finish_ok(usage.as_ref(), p.relay.answer());
+                        }
                     }
                 }
                 return None;
@@ -407,11 +446,21 @@ struct Relay {
     /// The usage the upstream reported, and the error that ended the stream, for metrics.
     usage: Option<Usage>,
     error: Option<GatewayError>,
+    /// What the record keeps: finish reasons, the answering model, bytes sent, and the whole
+    /// answer when bodies are captured.
+    finish_reasons: Vec<String>,
+    response_model: Option<String>,
+    bytes_sent: u64,
+    transcript: Option<StreamAssembler>,
 }
 
 impl Relay {
-    fn new(passthrough: bool, include_usage: bool) -> Relay {
+    fn new(passthrough: bool, include_usage: bool, capture: bool) -> Relay {
         Relay {
+            finish_reasons: Vec::new(),
+            response_model: None,
+            bytes_sent: 0,
+            transcript: capture.then(StreamAssembler::default),
             encoder: openai::ChunkEncoder::new(include_usage),
             passthrough,
             include_usage,
@@ -428,21 +477,40 @@ impl Relay {
         self.continuable && !self.ended
     }
 
+    /// What the client got, for the record.
+    fn answer(&mut self) -> Answer {
+        Answer {
+            finish_reasons: std::mem::take(&mut self.finish_reasons),
+            response_model: self.response_model.take(),
+            bytes: self.bytes_sent,
+            body: self.transcript.take().map(|t| openai::encode_chat_response(&t.finish()).to_string()),
+        }
+    }
+
     fn frames(&mut self, item: StreamItem) -> Vec<Bytes> {
         if self.ended {
             return Vec::new();
         }
         let mut out = Vec::new();
         for ev in &item.events {
+            if let Some(t) = &mut self.transcript {
+                t.push(ev);
+            }
             match ev {
+                StreamEvent::Start { model, .. } if self.response_model.is_none() && !model.is_empty() => {
+                    self.response_model = Some(model.clone());
+                }
                 StreamEvent::Text { choice: 0, text } => self.text_sent.push_str(text),
                 // Only free text can be continued: not tool calls, other choices, reasoning
                 // (it would be sent again from the start), or an answer that already finished.
                 StreamEvent::Text { .. }
                 | StreamEvent::ToolCall { .. }
                 | StreamEvent::Reasoning { .. }
-                | StreamEvent::Refusal { .. }
-                | StreamEvent::Finish { .. } => self.continuable = false,
+                | StreamEvent::Refusal { .. } => self.continuable = false,
+                StreamEvent::Finish { reason, .. } => {
+                    self.continuable = false;
+                    self.finish_reasons.push(finish_name(reason));
+                }
                 StreamEvent::Error(e) => {
                     self.ended = true;
                     self.error = Some(e.clone());
@@ -480,6 +548,7 @@ impl Relay {
                 }
             }
         }
+        self.bytes_sent += out.iter().map(|f| f.len() as u64).sum::<u64>();
         out
     }
 }
@@ -490,10 +559,15 @@ fn is_usage_only(events: &[StreamEvent]) -> bool {
         && events.iter().all(|e| matches!(e, StreamEvent::Usage(_) | StreamEvent::Start { .. }))
 }
 
-pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn embeddings(
+    State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let rt = state.runtime.load_full();
     let (mut observed, Admitted { raw, req, plan }) =
-        match admit_observed(&state, &rt, "embeddings", &headers, body, openai::decode_embedding_request).await {
+        match admit_observed(&state, &rt, &id, "embeddings", &headers, body, openai::decode_embedding_request).await {
             Ok(v) => v,
             Err(resp) => return resp,
         };
@@ -510,20 +584,20 @@ pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body:
     })
     .await;
     observed.routed(&exec, routing.elapsed());
-    let mut resp = match &exec.result {
-        Ok((response, body)) => {
-            let passthrough = exec.answered.as_ref().is_some_and(|(_, t)| t.provider.protocol() == Protocol::OpenAi);
-            let body = if passthrough { body.clone() } else { openai::encode_embedding_response(response) };
-            observed.finish_ok(Some(&response.usage));
-            axum::Json(body).into_response()
-        }
+    let routed = routing_headers(&exec);
+    let ((response, body), _, target) = match answered(exec) {
+        Ok(v) => v,
         Err(e) => {
-            observed.finish_err(e);
-            return failure(&exec, e.clone());
+            observed.finish_err(&e);
+            return with_headers(SurfaceError::openai(e).into_response(), routed);
         }
     };
-    routing_headers(resp.headers_mut(), &exec);
-    resp
+    let passthrough = target.provider.protocol() == Protocol::OpenAi;
+    let body = if passthrough { body } else { openai::encode_embedding_response(&response) };
+    let answer = Answer { response_model: Some(response.model.clone()).filter(|m| !m.is_empty()), ..Answer::default() };
+    let (resp, answer) = json_answer(&body, answer, observed.captures_bodies());
+    observed.finish_ok(Some(&response.usage), answer);
+    with_headers(resp, routed)
 }
 
 /// The public model names this key may use.
@@ -553,18 +627,18 @@ mod tests {
 
     #[test]
     fn only_unfinished_free_text_is_continuable() {
-        let mut relay = Relay::new(false, false);
+        let mut relay = Relay::new(false, false, false);
         relay.frames(item(vec![StreamEvent::Text { choice: 0, text: "Hello".into() }]));
         assert!(relay.continuable());
         assert_eq!(relay.text_sent, "Hello");
         relay.frames(item(vec![StreamEvent::Finish { choice: 0, reason: FinishReason::Stop }]));
         assert!(!relay.continuable(), "a finished answer is not continued");
 
-        let mut relay = Relay::new(false, false);
+        let mut relay = Relay::new(false, false, false);
         relay.frames(item(vec![StreamEvent::Reasoning { choice: 0, text: "hmm".into(), signature: None }]));
         assert!(!relay.continuable(), "reasoning would be sent again");
 
-        let mut relay = Relay::new(false, false);
+        let mut relay = Relay::new(false, false, false);
         relay.frames(item(vec![StreamEvent::ToolCall {
             choice: 0,
             index: 0,
@@ -577,7 +651,7 @@ mod tests {
 
     #[test]
     fn usage_and_errors_are_kept_for_metrics() {
-        let mut relay = Relay::new(false, true);
+        let mut relay = Relay::new(false, true, false);
         relay.frames(item(vec![StreamEvent::Usage(Usage { input_tokens: 3, output_tokens: 4, ..Default::default() })]));
         assert_eq!(relay.usage.map(|u| u.total_tokens()), Some(7));
         let frames = relay.frames(item(vec![StreamEvent::Error(GatewayError::upstream(502, "boom"))]));

@@ -1,0 +1,458 @@
+//! The request log end to end: the real binary against mock providers, records read back from
+//! the real SQLite file and the real Postgres on 127.0.0.1:5432 (which must be running: these
+//! tests fail without it, they never skip).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use switchyard_store::{LogQuery, Store};
+use switchyard_types::RequestRecord;
+
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A Postgres schema of the test's own, dropped when the guard goes.
+struct PgSchema {
+    name: String,
+}
+
+impl PgSchema {
+    async fn new() -> PgSchema {
+        let name = format!("sy_e2e_{}_{}", std::process::id(), fastrand::u32(..));
+        let admin = Store::connect(POSTGRES).await.unwrap_or_else(|e| panic!("{e}"));
+        let Store::Postgres(pool) = &admin else { panic!("not postgres") };
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(pool)
+            .await
+            .unwrap_or_else(|e| panic!("Postgres must run on 127.0.0.1:5432 for this test: {e}"));
+        PgSchema { name }
+    }
+
+    fn url(&self) -> String {
+        format!("{POSTGRES}?options%5Bsearch_path%5D={}", self.name)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok(Store::Postgres(pool)) = Store::connect(POSTGRES).await {
+                    let _ =
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&pool).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Waits until the store holds `n` records (they are written just after each answer ends).
+async fn wait_for_records(store: &Store, n: u64) {
+    let start = Instant::now();
+    loop {
+        let have = store.count_records().await.unwrap_or(0);
+        if have >= n {
+            assert_eq!(have, n, "more records than requests");
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "only {have} of {n} records after 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn request_id(resp: &reqwest::Response) -> String {
+    resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+}
+
+fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// What a test expects of one record.
+#[derive(Debug)]
+struct Expect {
+    status: u16,
+    stream: bool,
+    usage: Option<(u64, u64)>,
+    sent: usize,
+    fallback: bool,
+}
+
+const PRICED: &str = r"  - name: priced
+    targets: [{ provider: up, model: mock-large, price: { input_per_mtok: 2, output_per_mtok: 8 } }]
+  - name: broken
+    targets: [{ provider: down, model: mock-large }]
+    retry: { attempts: 1 }
+    fallbacks: [priced]
+  - name: dead
+    targets: [{ provider: down, model: mock-large }]
+    retry: { attempts: 1 }
+";
+
+/// A config whose `down` provider always answers 503.
+fn config(up: &Proc, down: &Proc, storage: &str, extra: &str) -> String {
+    let base = simple_config(up, PRICED);
+    base.replacen(
+        "providers:\n",
+        &format!(
+            "storage: \"{storage}\"\n{extra}providers:\n  down: {{ type: openai-compatible, base_url: \"{}/v1\" }}\n",
+            down.url
+        ),
+        1,
+    )
+}
+
+/// Sends a mix of requests, streamed and not, answered, failed and fallen back, and returns
+/// what each record must say, by request id.
+async fn mixed_traffic(gw: &Proc) -> HashMap<String, Expect> {
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let mut expected = HashMap::new();
+    for (i, model) in ["priced", "priced", "broken", "dead", "chat", "nope"].iter().enumerate() {
+        for stream in [false, true] {
+            let mut body = json!({"model": model, "messages": user(&format!("request {i} marker-secret-{i}"))});
+            if stream {
+                body["stream"] = json!(true);
+                body["stream_options"] = json!({"include_usage": true});
+            }
+            let resp = post(&url, Some(MASTER), &body).await;
+            let id = request_id(&resp);
+            let status = resp.status().as_u16();
+            let sent = header(&resp, "x-switchyard-attempts").and_then(|a| a.parse().ok()).unwrap_or(0);
+            let usage = if status != 200 {
+                None
+            } else if stream {
+                let frames = sse_data(resp).await;
+                let last = frames
+                    .iter()
+                    .rev()
+                    .find_map(|f| serde_json::from_str::<Value>(f).ok().filter(|v| v["usage"].is_object()));
+                last.map(|v| {
+                    (
+                        v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+                        v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+                    )
+                })
+            } else {
+                let v = json(resp).await;
+                Some((
+                    v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+                    v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+                ))
+            };
+            let fallback = *model == "broken";
+            expected.insert(id, Expect { status, stream, usage, sent, fallback });
+        }
+    }
+    expected
+}
+
+fn check(records: &[RequestRecord], expected: &HashMap<String, Expect>) {
+    assert_eq!(records.len(), expected.len());
+    for r in records {
+        let e = expected.get(&r.id).unwrap_or_else(|| panic!("record {} names no request", r.id));
+        let what = format!("{} {:?} {:?}", r.id, r.requested_model, e);
+        assert_eq!(r.status, e.status, "{what}");
+        assert_eq!(r.stream, e.stream, "{what}");
+        assert_eq!(r.usage.map(|u| (u.input_tokens, u.output_tokens)), e.usage, "{what}: tokens as the upstream sent");
+        let sent = r.attempts.iter().filter(|a| a.outcome != "skipped").count();
+        assert_eq!(sent, e.sent, "{what}: attempts as x-switchyard-attempts");
+        assert_eq!(r.fallback, e.fallback, "{what}");
+        assert_eq!(r.key.as_deref(), Some("master"));
+        assert!(r.request_body.is_none() && r.response_body.is_none(), "metadata capture keeps no body");
+        assert!(r.request_bytes > 0, "{what}");
+        assert_eq!(r.trace_id.len(), 32);
+        assert!(r.duration_us > 0);
+        // Priced answers carry their cost: 2 and 8 dollars per million tokens.
+        match (r.upstream_model.as_deref(), r.provider.as_deref(), r.usage) {
+            (_, Some("up"), Some(u)) if r.requested_model.as_deref() != Some("chat") => {
+                let cost = r.cost.unwrap_or_else(|| panic!("{what}: no cost"));
+                let want = (u.input_tokens as f64 * 2.0 + u.output_tokens as f64 * 8.0) / 1e6;
+                assert!((cost.total - want).abs() < 1e-12, "{what}: cost {} != {want}", cost.total);
+            }
+            _ => assert!(r.cost.is_none(), "{what}: unpriced targets have no cost"),
+        }
+        if e.status == 200 {
+            assert_eq!(r.finish_reasons, ["stop"], "{what}");
+            assert!(r.first_byte_us.is_some() && r.overhead_us.is_some());
+            assert_eq!(r.first_token_us.is_some(), e.stream, "{what}: time to first token for streams");
+        } else {
+            assert!(r.error_type.is_some(), "{what}");
+        }
+    }
+}
+
+async fn all_records(store: &Store) -> Vec<RequestRecord> {
+    let page =
+        store.query_records(&LogQuery { limit: 1000, ..Default::default() }).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(page.next_cursor.is_none());
+    page.records
+}
+
+#[tokio::test]
+async fn every_request_leaves_one_record_matching_the_upstream_sqlite() {
+    let (up, down) = (mock(&[]), mock(&["--status", "503"]));
+    let dir = temp_dir();
+    let db = dir.join("log.db");
+    let (gw, _) = gateway(&config(&up, &down, &format!("sqlite://{}", db.display()), ""));
+    let expected = mixed_traffic(&gw).await;
+    assert!(expected.values().any(|e| e.status == 200 && e.stream) && expected.values().any(|e| e.status >= 500));
+    let store = Store::open(&format!("sqlite://{}", db.display())).await.unwrap_or_else(|e| panic!("{e}"));
+    wait_for_records(&store, expected.len() as u64).await;
+    check(&all_records(&store).await, &expected);
+    drop(gw);
+    // Under `metadata`, not one byte of a body is in the database's files.
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")).flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        let found = bytes.windows(14).any(|w| w == b"marker-secret-");
+        assert!(!found, "{} holds request text", entry.path().display());
+    }
+}
+
+#[tokio::test]
+async fn every_request_leaves_one_record_matching_the_upstream_postgres() {
+    let (up, down) = (mock(&[]), mock(&["--status", "503"]));
+    let schema = PgSchema::new().await;
+    let (gw, _) = gateway(&config(&up, &down, &schema.url(), ""));
+    let expected = mixed_traffic(&gw).await;
+    let store = Store::open(&schema.url()).await.unwrap_or_else(|e| panic!("{e}"));
+    wait_for_records(&store, expected.len() as u64).await;
+    check(&all_records(&store).await, &expected);
+}
+
+#[tokio::test]
+async fn capture_follows_key_then_team_then_default() {
+    let up = mock(&[]);
+    let dir = temp_dir();
+    let db = format!("sqlite://{}", dir.join("log.db").display());
+    let extra = r"logging: { capture: metadata }
+teams:
+  - { name: research, capture: full }
+keys:
+  - { name: alice, key: sk-alice-0001, team: research }
+  - { name: bob, key: sk-bob-00001, team: research, capture: none }
+  - { name: carol, key: sk-carol-0001 }
+";
+    let (gw, _) = gateway(&config(&up, &up, &db, extra));
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let mut ids = HashMap::new();
+    for key in ["sk-alice-0001", "sk-bob-00001", "sk-carol-0001"] {
+        for stream in [false, true] {
+            let body = json!({"model": "chat", "stream": stream, "messages": user("the magic word is xyzzy")});
+            let resp = post(&url, Some(key), &body).await;
+            assert_eq!(resp.status(), 200);
+            ids.insert(request_id(&resp), (key, stream));
+            let _ = resp.text().await;
+        }
+    }
+    let store = Store::open(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    wait_for_records(&store, 4).await;
+    for (id, (key, stream)) in &ids {
+        let r = store.get_record(id).await.unwrap_or_else(|e| panic!("{e}"));
+        match *key {
+            "sk-bob-00001" => assert!(r.is_none(), "capture none stores no record"),
+            "sk-alice-0001" => {
+                let r = r.unwrap_or_else(|| panic!("alice's record"));
+                assert_eq!(r.team.as_deref(), Some("research"));
+                assert!(r.request_body.as_deref().unwrap_or_default().contains("xyzzy"));
+                let answer: Value =
+                    serde_json::from_str(r.response_body.as_deref().unwrap_or("null")).unwrap_or(Value::Null);
+                let text = answer["choices"][0]["message"]["content"].as_str().unwrap_or_default();
+                assert!(!text.is_empty(), "the whole answer is kept (stream: {stream}): {answer}");
+            }
+            _ => {
+                let r = r.unwrap_or_else(|| panic!("carol's record"));
+                assert!(r.request_body.is_none() && r.response_body.is_none());
+            }
+        }
+    }
+    // The admin API searches captured bodies.
+    let resp = client().get(format!("{}/admin/logs?q=XYZZY", gw.url)).bearer_auth(MASTER).send().await;
+    let found = json(resp.unwrap_or_else(|e| panic!("{e}"))).await;
+    let keys: Vec<_> =
+        found["data"].as_array().map(|d| d.iter().map(|r| r["key"].clone()).collect()).unwrap_or_default();
+    assert_eq!(keys, [json!("alice"), json!("alice")]);
+}
+
+#[tokio::test]
+async fn admin_api_filters_pages_aggregates_and_joins_traces() {
+    let up = mock(&[]);
+    let dir = temp_dir();
+    let db = format!("sqlite://{}", dir.join("log.db").display());
+    let (gw, _) = gateway(&config(&up, &up, &db, ""));
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let mut req = client()
+            .post(&url)
+            .bearer_auth(MASTER)
+            .header("x-switchyard-user", if i % 2 == 0 { "ann" } else { "ben" })
+            .header("x-switchyard-session", "s-42")
+            .header("x-switchyard-tags", if i < 3 { "beta,eu" } else { "eu" })
+            .header("x-switchyard-metadata-app", format!("app-{}", i % 3))
+            .json(&json!({"model": if i == 6 { "nope" } else { "priced" }, "messages": user("hi")}));
+        if i == 0 {
+            req = req.header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+        ids.push(request_id(&resp));
+    }
+    let store = Store::open(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    wait_for_records(&store, 7).await;
+    let get = |q: &str| {
+        let url = format!("{}/admin/{q}", gw.url);
+        async move {
+            let resp = client().get(url).bearer_auth(MASTER).send().await.unwrap_or_else(|e| panic!("{e}"));
+            (resp.status().as_u16(), json(resp).await)
+        }
+    };
+    let count = |v: &Value| v["data"].as_array().map_or(0, Vec::len);
+    assert_eq!(count(&get("logs").await.1), 7);
+    assert_eq!(count(&get("logs?user=ann").await.1), 4);
+    assert_eq!(count(&get("logs?tag=beta").await.1), 3);
+    assert_eq!(count(&get("logs?tag=beta&tag=eu&metadata.app=app-0").await.1), 1);
+    assert_eq!(count(&get("logs?status=404").await.1), 1);
+    assert_eq!(count(&get("logs?status=2xx&session=s-42&model=priced").await.1), 6);
+    assert_eq!(count(&get("logs?from=2000-01-01T00:00:00Z&to=2001-01-01T00:00:00Z").await.1), 0);
+
+    // Pages of 3: 3 + 3 + 1, newest first, each record once.
+    let mut seen = Vec::new();
+    let mut q = "logs?limit=3".to_string();
+    loop {
+        let (_, page) = get(&q).await;
+        seen.extend(
+            page["data"].as_array().into_iter().flatten().map(|r| r["id"].as_str().unwrap_or_default().to_string()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => q = format!("logs?limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+
+    let (status, one) = get(&format!("logs/{}", ids[0])).await;
+    assert_eq!(status, 200);
+    assert_eq!(one["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "the caller's trace is joined");
+    assert_eq!(one["parent_span_id"], "00f067aa0ba902b7");
+    assert_eq!(one["metadata"]["app"], "app-0");
+    assert_eq!(one["tags"], json!(["beta", "eu"]));
+    assert!(one["received_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(get("logs/nope").await.0, 404);
+    assert_eq!(get("logs?status=teapot").await.0, 400);
+    assert_eq!(get("logs?colour=red").await.0, 400);
+
+    let (status, usage) = get("usage?group_by=user,model&bucket=hour").await;
+    assert_eq!(status, 200, "{usage}");
+    let rows = usage["data"].as_array().cloned().unwrap_or_default();
+    let total: u64 = rows.iter().map(|r| r["requests"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(total, 7);
+    let ann = rows
+        .iter()
+        .find(|r| r["group"] == json!({"user": "ann", "model": "priced"}))
+        .unwrap_or_else(|| panic!("{usage}"));
+    assert_eq!(ann["requests"], 3);
+    assert!(ann["cost_usd"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(ann["latency_ms"]["p99"].as_f64().unwrap_or(0.0) > 0.0);
+    assert_eq!(get("usage?group_by=colour").await.0, 400);
+
+    // A key that is not the master key cannot read the log.
+    let resp = client().get(format!("{}/admin/logs", gw.url)).bearer_auth("sk-wrong").send().await;
+    assert_eq!(resp.map(|r| r.status().as_u16()).unwrap_or(0), 401);
+}
+
+#[tokio::test]
+async fn the_log_is_off_without_storage() {
+    let up = mock(&[]);
+    let (gw, _) = gateway(&simple_config(&up, ""));
+    let resp = client().get(format!("{}/admin/logs", gw.url)).bearer_auth(MASTER).send().await;
+    let resp = resp.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 404);
+    assert_eq!(json(resp).await["error"]["code"], "request_log_disabled");
+}
+
+#[tokio::test]
+async fn sigterm_under_load_keeps_the_record_of_every_answered_request() {
+    let up = mock(&["--latency-ms", "100", "--words", "10", "--chunk-delay-ms", "20"]);
+    let dir = temp_dir();
+    let db = format!("sqlite://{}", dir.join("log.db").display());
+    let (mut gw, _) = gateway(&config(&up, &up, &db, ""));
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let mut calls = Vec::new();
+    for i in 0..80 {
+        let url = url.clone();
+        calls.push(tokio::spawn(async move {
+            // Spread the arrivals so some are in flight, some done and some refused at the signal.
+            tokio::time::sleep(Duration::from_millis(i * 5)).await;
+            let body = json!({"model": "chat", "stream": i % 2 == 0, "messages": user("load")});
+            let resp = client().post(&url).bearer_auth(MASTER).json(&body).send().await.ok()?;
+            let id = request_id(&resp);
+            let complete = resp.text().await.ok()?;
+            (i % 2 == 1 || complete.contains("[DONE]")).then_some(id)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = gw.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().is_ok_and(|s| s.success()));
+    let mut answered = Vec::new();
+    for c in calls {
+        if let Ok(Some(id)) = c.await {
+            answered.push(id);
+        }
+    }
+    let waited = Instant::now();
+    while gw.child.try_wait().ok().flatten().is_none() {
+        assert!(waited.elapsed() < Duration::from_secs(20), "the gateway did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(answered.len() >= 10 && answered.len() < 80, "the signal came mid-load: {} answered", answered.len());
+    let store = Store::open(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    for id in &answered {
+        let r = store.get_record(id).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.is_some_and(|r| r.status == 200), "request {id} was answered but has no record");
+    }
+}
+
+#[tokio::test]
+async fn retention_deletes_old_records_at_start() {
+    let up = mock(&[]);
+    let dir = temp_dir();
+    let db = format!("sqlite://{}", dir.join("log.db").display());
+    let store = Store::open(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
+    let day = 86_400_000_000_i64;
+    let old = |id: &str, age_days: i64| RequestRecord {
+        id: id.into(),
+        received_at_us: now_us - age_days * day,
+        surface: "openai".into(),
+        operation: "chat".into(),
+        status: 200,
+        capture: switchyard_types::CaptureMode::Full,
+        request_body: Some("body".into()),
+        ..Default::default()
+    };
+    store
+        .insert_records(&[old("ancient", 40), old("middle", 10), old("fresh", 0)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let extra = "logging: { retention: 30d, body_retention: 7d }\n";
+    let (_gw, _) = gateway(&config(&up, &up, &db, extra));
+    let start = Instant::now();
+    loop {
+        let gone = store.get_record("ancient").await.ok().flatten().is_none();
+        let stripped = store.get_record("middle").await.ok().flatten().is_some_and(|r| r.request_body.is_none());
+        if gone && stripped {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "retention did not run at start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fresh = store.get_record("fresh").await.ok().flatten();
+    assert_eq!(fresh.and_then(|r| r.request_body).as_deref(), Some("body"), "young records keep their bodies");
+}
