@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::*;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Value, json};
 use switchyard_store::{LogQuery, Store};
 use switchyard_types::RequestRecord;
@@ -455,4 +457,82 @@ async fn retention_deletes_old_records_at_start() {
     }
     let fresh = store.get_record("fresh").await.ok().flatten();
     assert_eq!(fresh.and_then(|r| r.request_body).as_deref(), Some("body"), "young records keep their bodies");
+}
+
+/// An OTLP/HTTP receiver of the test's own: every span it is sent, decoded.
+async fn otlp_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Span>) {
+    use axum::routing::post;
+    use prost::Message;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: axum::body::Bytes| {
+            let tx = tx.clone();
+            async move {
+                let req = ExportTraceServiceRequest::decode(body).unwrap_or_default();
+                for span in req.resource_spans.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans) {
+                    let _ = tx.send(span);
+                }
+                axum::body::Bytes::from(ExportTraceServiceResponse::default().encode_to_vec())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), rx)
+}
+
+fn attr(span: &Span, key: &str) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+    span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+        V::StringValue(s) => Some(s.clone()),
+        V::IntValue(i) => Some(i.to_string()),
+        V::BoolValue(b) => Some(b.to_string()),
+        V::DoubleValue(d) => Some(d.to_string()),
+        _ => None,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn requests_are_exported_as_gen_ai_spans_joining_the_callers_trace() {
+    let up = mock(&[]);
+    let (endpoint, mut spans) = otlp_receiver().await;
+    let extra = format!("tracing: {{ endpoint: \"{endpoint}\", protocol: http/protobuf, sample_rate: 1 }}\n");
+    // No storage: traces do not need the log.
+    let down = format!("  down: {{ type: openai-compatible, base_url: \"{}/v1\" }}\n", up.url);
+    let cfg = simple_config(&up, PRICED).replacen("providers:\n", &format!("{extra}providers:\n{down}"), 1);
+    let (gw, _) = gateway(&cfg);
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let body = json!({"model": "priced", "messages": user("trace me")});
+    let sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let unsampled = "00-11111111111111111111111111111111-00f067aa0ba902b7-00";
+    for parent in [unsampled, sampled] {
+        let resp = client().post(&url).bearer_auth(MASTER).header("traceparent", parent).json(&body).send().await;
+        assert_eq!(resp.map(|r| r.status().as_u16()).unwrap_or(0), 200);
+    }
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let span = tokio::time::timeout(Duration::from_secs(10), spans.recv()).await;
+        got.push(span.ok().flatten().unwrap_or_else(|| panic!("only {} spans arrived", got.len())));
+    }
+    let server = got.iter().find(|s| s.parent_span_id == [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]);
+    let server = server.unwrap_or_else(|| panic!("no span is the caller's child: {got:?}"));
+    assert_eq!(hex(&server.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736", "the caller's trace, not the unsampled one");
+    assert_eq!(server.name, "chat priced");
+    assert_eq!(attr(server, "gen_ai.operation.name").as_deref(), Some("chat"));
+    assert_eq!(attr(server, "gen_ai.request.model").as_deref(), Some("priced"));
+    assert_eq!(attr(server, "gen_ai.provider.name").as_deref(), Some("up"));
+    assert!(attr(server, "gen_ai.usage.input_tokens").is_some_and(|n| n != "0"));
+    assert!(attr(server, "gen_ai.usage.output_tokens").is_some());
+    assert!(attr(server, "switchyard.cost_usd").is_some());
+    let attempt = got.iter().find(|s| s.parent_span_id == server.span_id).unwrap_or_else(|| panic!("no attempt span"));
+    assert_eq!(attr(attempt, "gen_ai.request.model").as_deref(), Some("mock-large"));
+    // The unsampled trace is never exported.
+    let extra = tokio::time::timeout(Duration::from_millis(500), spans.recv()).await;
+    assert!(extra.is_err(), "an unsampled caller's trace was exported: {extra:?}");
 }

@@ -612,10 +612,11 @@ fn attempt_span(
             }
         }
         "failed" => {
-            // `_OTHER` is the conventions' value when the failure has no better name.
-            let reason = attempt.reason.as_deref().unwrap_or("_OTHER");
-            attributes.push(string("error.type", reason));
-            status = Some(Status { code: StatusCode::Error as i32, message: reason.to_string() });
+            // The reason is the provider's message: free text, so it goes in the status, and
+            // `error.type` keeps the conventions' bounded `_OTHER`.
+            attributes.push(string("error.type", "_OTHER"));
+            let message = attempt.reason.clone().unwrap_or_default();
+            status = Some(Status { code: StatusCode::Error as i32, message });
         }
         // A hedge that lost was cancelled on purpose: not an error.
         _ => {}
@@ -963,7 +964,7 @@ mod tests {
         assert_eq!(str_attr(failed, "gen_ai.provider.name"), Some("azure"));
         assert_eq!(str_attr(failed, "gen_ai.request.model"), Some("azure-model"));
         assert_eq!(str_attr(failed, "switchyard.attempt.outcome"), Some("failed"));
-        assert_eq!(str_attr(failed, "error.type"), Some("failed because"));
+        assert_eq!(str_attr(failed, "error.type"), Some("_OTHER"));
         assert_eq!(failed.status, Some(Status { code: StatusCode::Error as i32, message: "failed because".into() }));
         assert_eq!(failed.start_time_unix_nano, 1_700_000_000_001_000_000);
         assert_eq!(failed.end_time_unix_nano, 1_700_000_000_041_000_000);

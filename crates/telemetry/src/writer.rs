@@ -163,20 +163,26 @@ impl Writer {
     }
 
     /// Writes the batch, retrying with backoff while the store is down. Only a shutdown's
-    /// deadline ends the retries.
+    /// deadline ends the retries, cutting short an attempt in progress.
     async fn write(&mut self, batch: &[RequestRecord]) {
         let Some(store) = self.store.clone() else { return };
         let mut backoff = FIRST_BACKOFF;
         let mut reported = false;
         loop {
+            let deadline = shutdown_deadline(self.stopping.clone());
+            let migrated = &mut self.migrated;
             let attempt = async {
-                if !self.migrated {
+                if !*migrated {
                     store.migrate().await?;
-                    self.migrated = true;
+                    *migrated = true;
                 }
                 store.insert_records(batch).await
             };
-            match attempt.await {
+            let result = tokio::select! {
+                r = attempt => r,
+                () = deadline => return self.give_up(batch.len()),
+            };
+            match result {
                 Ok(()) => {
                     self.metrics.records_written(batch.len() as u64);
                     if reported {
@@ -193,21 +199,29 @@ impl Writer {
                     }
                 }
             }
-            let deadline = *self.stopping.borrow();
-            if deadline.is_some_and(|d| Instant::now() + backoff > d) {
-                tracing::error!(
-                    records = batch.len(),
-                    "the store stayed down past the shutdown deadline; records lost"
-                );
-                self.metrics.records_dropped("store_unavailable", batch.len() as u64);
-                return;
-            }
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
-                // A shutdown shortens the wait to its deadline.
-                _ = self.stopping.changed() => {}
+                () = shutdown_deadline(self.stopping.clone()) => return self.give_up(batch.len()),
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn give_up(&self, records: usize) {
+        tracing::error!(records, "the store stayed down past the shutdown deadline; these request records are lost");
+        self.metrics.records_dropped("store_unavailable", records as u64);
+    }
+}
+
+/// Resolves at the shutdown deadline, once one is set; never before.
+async fn shutdown_deadline(mut stopping: watch::Receiver<Option<Instant>>) {
+    loop {
+        let deadline = *stopping.borrow_and_update();
+        if let Some(d) = deadline {
+            return tokio::time::sleep_until(d).await;
+        }
+        if stopping.changed().await.is_err() {
+            return std::future::pending().await;
         }
     }
 }
