@@ -154,6 +154,18 @@ def overhead_from_metrics(url: str) -> dict:
     return {"overhead_p50_ms_le": q(0.5), "overhead_p99_ms_le": q(0.99), "overhead_samples": total}
 
 
+def record_counts(url: str) -> dict:
+    """Request records written and dropped, from /metrics (0 when not yet counted)."""
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    counts = {"written": 0.0, "dropped": 0.0}
+    for line in text.splitlines():
+        if line.startswith("switchyard_records_written_total"):
+            counts["written"] += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("switchyard_records_dropped_total"):
+            counts["dropped"] += float(line.rsplit(" ", 1)[1])
+    return counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -162,6 +174,8 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("bench.db*"):
+        old.unlink()
     secs = 1 if args.smoke else 10
     rates = [200] if args.smoke else [500, 1000, 2000]
     n_streams = 20 if args.smoke else 200
@@ -174,11 +188,13 @@ def main() -> None:
     config.write_text(f"""\
 server:
   master_key: sk-bench-master-key
+# Production-like: every request is logged to SQLite and priced.
+storage: "sqlite://{out / 'bench.db'}"
 providers:
   mock: {{ type: openai-compatible, base_url: "{mock_url}/v1" }}
 models:
   - name: chat
-    targets: [{{ provider: mock, model: mock-model }}]
+    targets: [{{ provider: mock, model: mock-model, price: {{ input_per_mtok: 2, output_per_mtok: 8 }} }}]
     timeout: {{ stall: 600s }}
 keys:
   - name: app
@@ -211,6 +227,8 @@ keys:
         results["streaming"] = {"direct": s_direct, "gateway": s_gw,
                                 "ttfb_added_ms": s_gw["ttfb_p50_ms"] - s_direct["ttfb_p50_ms"]}
         results["overhead_metric"] = overhead_from_metrics(gw_url)
+        time.sleep(0.5)  # the writer stores the last records just after their answers
+        results["records"] = record_counts(gw_url)
         results["rss_peak_mb"] = rss_mb(gateway.pid, "VmHWM")
 
         before = rss_mb(gateway.pid)
@@ -270,6 +288,8 @@ def print_table(r: dict) -> None:
           f"over {o['overhead_samples']:.0f} requests")
     print(f"idle streams: {idle['held']} held, {idle['per_stream_kb']:.1f} KB each "
           f"(RSS {idle['rss_before_mb']:.1f} → {idle['rss_with_mb']:.1f} MB)")
+    rec = r["records"]
+    print(f"request log (SQLite): {rec['written']:.0f} records written, {rec['dropped']:.0f} dropped")
 
 
 if __name__ == "__main__":

@@ -109,16 +109,18 @@ class Proc:
         self._log.close()
 
 
-def gateway_config(mock_url: str) -> str:
+def gateway_config(mock_url: str, db_path: Path) -> str:
     return f"""\
 server:
   master_key: {MASTER_KEY}
   max_body_bytes: {MAX_BODY_BYTES}
+storage: "sqlite://{db_path}"
+logging: {{ capture: full }}
 providers:
   up: {{ type: openai-compatible, base_url: "{mock_url}/v1" }}
 models:
   - name: chat
-    targets: [{{ provider: up, model: mock-large }}]
+    targets: [{{ provider: up, model: mock-large, price: {{ input_per_mtok: 2, output_per_mtok: 8 }} }}]
   - name: embed
     targets: [{{ provider: up, model: mock-embed }}]
   # Fault tests get models of their own: a 429 holds its target back for the retry-after and
@@ -148,7 +150,7 @@ def mock_proc(run_dir: Path) -> Iterator[Proc]:
 @pytest.fixture(scope="session")
 def gateway_proc(run_dir: Path, mock_proc: Proc) -> Iterator[Proc]:
     config = run_dir / "switchyard.yaml"
-    config.write_text(gateway_config(mock_proc.url))
+    config.write_text(gateway_config(mock_proc.url, run_dir / "log.db"))
     proc = Proc(
         "gateway",
         ["serve", "--config", str(config), "--listen", "127.0.0.1:0"],

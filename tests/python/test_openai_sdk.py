@@ -593,6 +593,9 @@ def _scrape(gateway_url: str) -> dict[str, Any]:
 
 
 def _value(families: dict[str, Any], family: str, sample: str, **labels: str) -> float:
+    """A sample's value; 0 when nothing was counted yet (an empty family is not exposed)."""
+    if family not in families:
+        return 0.0
     return sum(
         s.value
         for s in families[family].samples
@@ -614,3 +617,66 @@ def test_metrics_parse_and_count_what_the_sdk_did(client: openai.OpenAI, gateway
     assert "gen_ai_server_request_duration_seconds" in after
     assert _value(after, "switchyard_gateway_overhead_seconds", "switchyard_gateway_overhead_seconds_count") >= 3
     assert MASTER_KEY not in json.dumps([str(f.samples) for f in after.values()])
+
+
+# --------------------------------------------------------------------------------------------
+# The request log, as an SDK user's calls leave it
+# --------------------------------------------------------------------------------------------
+
+
+def _record(gateway_url: str, request_id: str) -> dict[str, Any] | None:
+    req = urllib.request.Request(
+        f"{gateway_url}/admin/logs/{request_id}", headers={"Authorization": f"Bearer {MASTER_KEY}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return None
+        raise
+
+
+def test_sdk_calls_leave_records_with_their_usage_cost_and_bodies(client: openai.OpenAI, gateway_url: str) -> None:
+    raw = client.chat.completions.with_raw_response.create(model=CHAT, messages=user("log this plain call"))
+    plain_id, plain = raw.headers["x-request-id"], raw.parse()
+    stream_raw = client.chat.completions.with_raw_response.create(
+        model=CHAT, messages=user("log this stream"), stream=True, stream_options={"include_usage": True}
+    )
+    stream_id = stream_raw.headers["x-request-id"]
+    chunks = list(stream_raw.parse())
+    streamed_usage = next(c.usage for c in reversed(chunks) if c.usage)
+    streamed_text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+    assert wait_for(lambda: _record(gateway_url, plain_id) is not None and _record(gateway_url, stream_id) is not None)
+    for request_id, usage, streamed in [(plain_id, plain.usage, False), (stream_id, streamed_usage, True)]:
+        record = _record(gateway_url, request_id)
+        assert record is not None
+        assert record["id"] == request_id
+        assert record["stream"] is streamed
+        assert record["usage"]["input_tokens"] == usage.prompt_tokens
+        assert record["usage"]["output_tokens"] == usage.completion_tokens
+        want = (usage.prompt_tokens * 2 + usage.completion_tokens * 8) / 1e6
+        assert math.isclose(record["cost"]["total"], want, rel_tol=1e-9)
+        assert record["provider"] == "up" and record["upstream_model"] == UPSTREAM_CHAT
+        assert record["key"] == "master"
+        assert "log this" in record["request_body"]
+    # The stream's record keeps the whole answer the SDK reassembled.
+    stream_record = _record(gateway_url, stream_id)
+    assert stream_record is not None
+    kept = json.loads(stream_record["response_body"])
+    assert kept["choices"][0]["message"]["content"] == streamed_text
+    assert stream_record["ttft_ms"] is not None
+
+
+def test_cost_metrics_parse_and_match_the_log(client: openai.OpenAI, gateway_url: str) -> None:
+    before = _scrape(gateway_url)
+    cost_before = _value(before, "switchyard_cost_usd", "switchyard_cost_usd_total", gen_ai_request_model=CHAT)
+    reply = client.chat.completions.create(model=CHAT, messages=user("price me"))
+    after = _scrape(gateway_url)
+    cost_after = _value(after, "switchyard_cost_usd", "switchyard_cost_usd_total", gen_ai_request_model=CHAT)
+    assert reply.usage is not None
+    want = (reply.usage.prompt_tokens * 2 + reply.usage.completion_tokens * 8) / 1e6
+    assert math.isclose(cost_after - cost_before, want, rel_tol=1e-6)
+    assert wait_for(lambda: _value(_scrape(gateway_url), "switchyard_records_written", "switchyard_records_written_total") > 0)
+    assert _value(after, "switchyard_records_dropped", "switchyard_records_dropped_total") == 0

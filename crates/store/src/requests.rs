@@ -506,39 +506,43 @@ impl Aggregator<'_> {
     }
 }
 
+fn insert_statement(dialect: Dialect, rows: &[RequestRecord]) -> Sql {
+    let mut sql = Sql::new(dialect, "INSERT INTO requests (");
+    sql.push(&COLUMNS.join(", ")).push(") VALUES ");
+    for (i, r) in rows.iter().enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" });
+        for (j, v) in values(r).into_iter().enumerate() {
+            if j > 0 {
+                sql.push(", ");
+            }
+            sql.bind(v);
+        }
+        sql.push(")");
+    }
+    sql.push(" ON CONFLICT (id) DO NOTHING");
+    sql
+}
+
 impl Store {
     /// Writes records in one transaction. Writing a record whose id is already stored does
     /// nothing, so a batch retried after an unclear failure is never counted twice.
+    ///
+    /// SQLite runs in-process, so one prepared single-row statement executed per record is the
+    /// cheapest (sqlx caches it; nothing is re-parsed). Postgres is a network hop away, so rows
+    /// go many to a statement.
     pub async fn insert_records(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
-        let mut statements = Vec::new();
-        for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new(self.dialect(), "INSERT INTO requests (");
-            sql.push(&COLUMNS.join(", ")).push(") VALUES ");
-            for (i, r) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" });
-                for (j, v) in values(r).into_iter().enumerate() {
-                    if j > 0 {
-                        sql.push(", ");
-                    }
-                    sql.bind(v);
-                }
-                sql.push(")");
-            }
-            sql.push(" ON CONFLICT (id) DO NOTHING");
-            statements.push(sql);
-        }
         match self {
             Store::Sqlite(p) => {
                 let mut tx = p.begin().await?;
-                for s in &statements {
-                    s.sqlite().execute(&mut *tx).await?;
+                for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                    insert_statement(self.dialect(), chunk).sqlite().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }
             Store::Postgres(p) => {
                 let mut tx = p.begin().await?;
-                for s in &statements {
-                    s.postgres().execute(&mut *tx).await?;
+                for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                    insert_statement(self.dialect(), chunk).postgres().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }

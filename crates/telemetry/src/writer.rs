@@ -22,6 +22,11 @@ use crate::{Metrics, OtlpExporter};
 /// The most records written in one transaction.
 const MAX_BATCH: usize = 1000;
 
+/// How long the writer waits for a batch to fill once a record has arrived. A commit costs the
+/// same for one row as for hundreds, so under load this turns many small transactions into a
+/// few large ones; at low load it only delays a record's arrival in the log by this much.
+const LINGER: Duration = Duration::from_millis(50);
+
 /// Batches waiting for the trace exporter; a slow collector costs spans, never records.
 const EXPORT_QUEUE: usize = 64;
 
@@ -136,9 +141,24 @@ impl Writer {
                     if n == 0 {
                         return;
                     }
+                    self.linger(&mut rx, &mut batch).await;
                     self.deliver(&mut batch).await;
                 }
                 _ = self.stopping.changed() => {}
+            }
+        }
+    }
+
+    /// Adds what arrives within `LINGER` to the batch, up to its size; a shutdown cuts it short.
+    async fn linger(&mut self, rx: &mut mpsc::Receiver<RequestRecord>, batch: &mut Vec<RequestRecord>) {
+        let until = tokio::time::sleep(LINGER);
+        tokio::pin!(until);
+        while batch.len() < MAX_BATCH {
+            let room = MAX_BATCH - batch.len();
+            tokio::select! {
+                n = rx.recv_many(batch, room) => if n == 0 { return },
+                () = &mut until => return,
+                _ = self.stopping.changed() => return,
             }
         }
     }
