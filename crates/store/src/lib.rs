@@ -32,6 +32,35 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("invalid {0} in the query: {1}")]
     Invalid(&'static str, String),
+    #[error("the store did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+impl StoreError {
+    /// The database refused these rows for what they hold (a constraint, a value it cannot
+    /// store, a size limit), so retrying them cannot help; any other error may pass.
+    pub fn is_rejection(&self) -> bool {
+        let StoreError::Query(sqlx::Error::Database(db)) = self else { return false };
+        let code = db.code().unwrap_or_default();
+        match self_backend(db.as_ref()) {
+            // SQLSTATE classes 22 (data exception), 23 (integrity) and 54 (program limit).
+            Backend::Postgres => code.starts_with("22") || code.starts_with("23") || code.starts_with("54"),
+            // SQLITE_TOOBIG, SQLITE_CONSTRAINT (and its extended codes), SQLITE_MISMATCH.
+            Backend::Sqlite => {
+                let primary = code.parse::<i32>().unwrap_or(0) & 0xff;
+                matches!(primary, 18..=20)
+            }
+        }
+    }
+}
+
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+fn self_backend(db: &dyn sqlx::error::DatabaseError) -> Backend {
+    if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() { Backend::Postgres } else { Backend::Sqlite }
 }
 
 /// A connection pool to the configured database.
@@ -80,7 +109,10 @@ impl Store {
                 .map_err(|e| StoreError::Connect("sqlite", e))?;
             Ok(Store::Sqlite(pool))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url).map_err(|_| StoreError::Url)?;
+            // A statement that hangs (a stalled connection, a lock) fails after this, so the
+            // writer can retry and the admin API can answer.
+            let opts =
+                PgConnectOptions::from_str(url).map_err(|_| StoreError::Url)?.options([("statement_timeout", "30s")]);
             let pool = PgPoolOptions::new().max_connections(8).acquire_timeout(ACQUIRE_TIMEOUT).connect_lazy_with(opts);
             Ok(Store::Postgres(pool))
         } else {

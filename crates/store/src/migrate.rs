@@ -14,8 +14,10 @@ use crate::{Store, StoreError};
 const SQLITE: &[(i64, &str, &str)] = &[(1, "requests", include_str!("../migrations/sqlite/0001_requests.sql"))];
 const POSTGRES: &[(i64, &str, &str)] = &[(1, "requests", include_str!("../migrations/postgres/0001_requests.sql"))];
 
+/// A database migrated by a newer version is fine: during a rolling upgrade the older instances
+/// keep writing (migrations only ever add).
 fn migrator(list: &[(i64, &'static str, &'static str)]) -> Migrator {
-    Migrator::with_migrations(
+    let mut m = Migrator::with_migrations(
         list.iter()
             .map(|&(version, name, sql)| {
                 Migration::new(
@@ -27,7 +29,9 @@ fn migrator(list: &[(i64, &'static str, &'static str)]) -> Migrator {
                 )
             })
             .collect(),
-    )
+    );
+    m.set_ignore_missing(true);
+    m
 }
 
 pub async fn run(store: &Store) -> Result<(), StoreError> {

@@ -75,14 +75,28 @@ fn json<T: Serialize>(v: &T) -> Value {
     Value::Text(Some(serde_json::to_string(v).unwrap_or_default()))
 }
 
+/// The longest value kept in an indexed column (names, models, ids a client chose).
+const MAX_SHORT: usize = 256;
+
+/// Makes a client-chosen string storable: Postgres text cannot hold NUL, and an index entry must
+/// stay well under a page, so one odd request can never make a batch unwritable.
+fn clean(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].replace('\0', "")
+}
+
 fn values(r: &RequestRecord) -> Vec<Value> {
     let u = r.usage;
     let c = r.cost;
-    let text = |v: &Option<String>| Value::Text(v.clone());
+    let text = |v: &Option<String>| Value::Text(v.as_deref().map(|s| clean(s, MAX_SHORT)));
+    let long = |v: &Option<String>| Value::Text(v.as_deref().map(|s| clean(s, usize::MAX)));
     vec![
-        r.id.as_str().into(),
-        r.trace_id.as_str().into(),
-        r.span_id.as_str().into(),
+        clean(&r.id, MAX_SHORT).into(),
+        clean(&r.trace_id, MAX_SHORT).into(),
+        clean(&r.span_id, MAX_SHORT).into(),
         text(&r.parent_span_id),
         i64::from(r.sampled).into(),
         r.received_at_us.into(),
@@ -106,7 +120,7 @@ fn values(r: &RequestRecord) -> Vec<Value> {
         i64::from(r.stream).into(),
         i64::from(r.status).into(),
         text(&r.error_type),
-        text(&r.error_message),
+        long(&r.error_message),
         json(&r.attempts),
         int(r.attempts.len() as u64),
         i64::from(r.fallback).into(),
@@ -125,8 +139,8 @@ fn values(r: &RequestRecord) -> Vec<Value> {
         r.capture.as_str().into(),
         int(r.request_bytes),
         int(r.response_bytes),
-        text(&r.request_body),
-        text(&r.response_body),
+        long(&r.request_body),
+        long(&r.response_body),
     ]
 }
 
@@ -563,7 +577,8 @@ impl Store {
     /// A page of records matching the query, newest first, without bodies.
     pub async fn query_records(&self, q: &LogQuery) -> Result<LogPage, StoreError> {
         let limit = q.limit.clamp(1, 1000);
-        let mut sql = Sql::new(self.dialect(), "SELECT * FROM requests WHERE 1 = 1");
+        let columns: Vec<&str> = COLUMNS.iter().copied().filter(|c| !c.ends_with("_body")).collect();
+        let mut sql = Sql::new(self.dialect(), &format!("SELECT {} FROM requests WHERE 1 = 1", columns.join(", ")));
         q.push_filters(&mut sql)?;
         if let Some(c) = &q.cursor {
             let (at, id) = parse_cursor(c)?;
@@ -677,6 +692,22 @@ mod tests {
     #[test]
     fn every_column_has_a_value() {
         assert_eq!(values(&RequestRecord::default()).len(), COLUMNS.len());
+    }
+
+    #[test]
+    fn client_strings_are_made_storable() {
+        assert_eq!(clean("a\0b", 10), "ab");
+        assert_eq!(clean("ééé", 3), "é", "cut at a character boundary");
+        let long = "m".repeat(10_000);
+        let r = RequestRecord { requested_model: Some(long.clone()), request_body: Some(long), ..Default::default() };
+        let v = values(&r);
+        let at = |c: &str| COLUMNS.iter().position(|x| *x == c).map(|i| v[i].clone());
+        assert_eq!(at("requested_model"), Some(Value::Text(Some("m".repeat(MAX_SHORT)))));
+        assert_eq!(
+            at("request_body"),
+            Some(Value::Text(Some("m".repeat(10_000)))),
+            "bodies are cut upstream, not here"
+        );
     }
 
     #[test]

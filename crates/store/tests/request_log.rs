@@ -193,3 +193,24 @@ async fn a_bad_url_names_no_secret() {
     let e = Store::open("postgres://u:hunter2@127.0.0.1:1/x").await.unwrap_err().to_string();
     assert!(!e.contains("hunter2"), "{e}");
 }
+
+#[tokio::test]
+async fn the_cursor_breaks_ties_between_records_of_the_same_microsecond() {
+    for (store, schema) in stores().await {
+        let same: Vec<_> = (0..7).map(|i| RequestRecord { received_at_us: 42, ..record(i) }).collect();
+        store.insert_records(&same).await.unwrap();
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.query_records(&LogQuery { limit: 3, cursor, ..Default::default() }).await.unwrap();
+            seen.extend(page.records.into_iter().map(|r| r.id));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let expected: Vec<_> = (0..7).rev().map(|i| format!("req-{i:04}")).collect();
+        assert_eq!(seen, expected, "{}", store.backend());
+        drop_schema(schema).await;
+    }
+}

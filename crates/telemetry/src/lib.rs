@@ -146,6 +146,7 @@ pub struct Metrics {
     records_dropped: Family<DropLabels, Counter>,
     record_write_errors: Counter,
     record_queue: Gauge,
+    record_bodies_dropped: Counter,
     spans_exported: Counter,
     spans_dropped: Counter,
     /// One scrape at a time: the per-target gauges are cleared and refilled on each.
@@ -246,6 +247,12 @@ impl Metrics {
         );
         let record_queue = Gauge::default();
         registry.register("switchyard_record_queue", "Records waiting for the writer", record_queue.clone());
+        let record_bodies_dropped = Counter::default();
+        registry.register(
+            "switchyard_record_bodies_dropped",
+            "Records queued without their bodies because queued bodies passed 64 MiB (the store is behind)",
+            record_bodies_dropped.clone(),
+        );
         let spans_exported = Counter::default();
         registry.register(
             "switchyard_traces_exported",
@@ -267,6 +274,7 @@ impl Metrics {
             records_dropped,
             record_write_errors,
             record_queue,
+            record_bodies_dropped,
             spans_exported,
             spans_dropped,
             requests,
@@ -365,6 +373,10 @@ impl Metrics {
 
     pub fn record_write_error(&self) {
         self.record_write_errors.inc();
+    }
+
+    pub fn record_bodies_dropped(&self) {
+        self.record_bodies_dropped.inc();
     }
 
     pub fn record_queue(&self) -> &Gauge {

@@ -359,7 +359,9 @@ fn grpc_error(status: &tonic::Status, timeout: Duration) -> TraceError {
     TraceError::Grpc { code: status.code(), message: with_sources(status.message(), std::error::Error::source(status)) }
 }
 
+/// The URL is left out: an endpoint can carry credentials, and errors end up in logs.
 fn http_error(e: reqwest::Error) -> TraceError {
+    let e = e.without_url();
     TraceError::Http(with_sources(&e.to_string(), std::error::Error::source(&e)))
 }
 

@@ -11,13 +11,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_store::Store;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use switchyard_store::{Store, StoreError};
 use switchyard_types::{CaptureMode, RequestRecord};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::{Metrics, OtlpExporter};
+use crate::{Metrics, OtlpExporter, TraceError};
 
 /// The most records written in one transaction.
 const MAX_BATCH: usize = 1000;
@@ -33,17 +35,31 @@ const EXPORT_QUEUE: usize = 64;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// How long one write may take before it counts as failed and is retried.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most body bytes waiting in the queue. Past it, records still queue but without their
+/// bodies, so a store outage under `full` capture cannot grow memory without bound.
+const QUEUED_BODY_BYTES: usize = 64 * 1024 * 1024;
+
 /// Where handlers send finished records. Cheap to clone.
 #[derive(Clone)]
 pub struct RecordSink {
     tx: Option<mpsc::Sender<RequestRecord>>,
+    /// A store takes the records (not only the trace exporter).
+    stores: bool,
+    queued_body_bytes: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
+}
+
+fn body_bytes(r: &RequestRecord) -> usize {
+    r.request_body.as_ref().map_or(0, String::len) + r.response_body.as_ref().map_or(0, String::len)
 }
 
 impl RecordSink {
     /// A sink for a gateway with neither a store nor trace export.
     pub fn off(metrics: Arc<Metrics>) -> RecordSink {
-        RecordSink { tx: None, metrics }
+        RecordSink { tx: None, stores: false, queued_body_bytes: Arc::default(), metrics }
     }
 
     /// Whether records go anywhere; when not, handlers need not build them.
@@ -51,12 +67,28 @@ impl RecordSink {
         self.tx.is_some()
     }
 
+    /// Whether records are stored, so that capturing bodies is worth it.
+    pub fn stores(&self) -> bool {
+        self.stores
+    }
+
     /// Queues a record, or drops and counts it if the queue is full. Never waits.
-    pub fn send(&self, record: RequestRecord) {
+    pub fn send(&self, mut record: RequestRecord) {
         let Some(tx) = &self.tx else { return };
+        let bytes = body_bytes(&record);
+        if bytes > 0 && self.queued_body_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > QUEUED_BODY_BYTES {
+            self.queued_body_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            record.request_body = None;
+            record.response_body = None;
+            self.metrics.record_bodies_dropped();
+        }
+        let bytes = body_bytes(&record);
         match tx.try_send(record) {
             Ok(()) => drop(self.metrics.record_queue().inc()),
-            Err(_) => self.metrics.records_dropped("queue_full", 1),
+            Err(_) => {
+                self.queued_body_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                self.metrics.records_dropped("queue_full", 1);
+            }
         }
     }
 }
@@ -106,9 +138,19 @@ pub fn start_writer(
         }
         None => (None, None),
     };
-    let writer = Writer { store, migrated: false, spans, metrics: metrics.clone(), stopping };
+    let queued_body_bytes = Arc::new(AtomicUsize::new(0));
+    let stores = store.is_some();
+    let writer = Writer {
+        store,
+        migrated: false,
+        spans,
+        metrics: metrics.clone(),
+        stopping,
+        queued_body_bytes: queued_body_bytes.clone(),
+    };
     let task = tokio::spawn(writer.run(rx));
-    (RecordSink { tx: Some(tx), metrics }, Some(WriterHandle { stop, writer: task, exporter: exporter_task }))
+    let sink = RecordSink { tx: Some(tx), stores, queued_body_bytes, metrics };
+    (sink, Some(WriterHandle { stop, writer: task, exporter: exporter_task }))
 }
 
 struct Writer {
@@ -119,13 +161,23 @@ struct Writer {
     spans: Option<(OtlpExporter, mpsc::Sender<Vec<RequestRecord>>)>,
     metrics: Arc<Metrics>,
     stopping: watch::Receiver<Option<Instant>>,
+    queued_body_bytes: Arc<AtomicUsize>,
 }
 
 impl Writer {
+    /// The shutdown deadline, if one was set. A handle dropped without `stop` (the gateway
+    /// failed to start) means now.
+    fn deadline(&self) -> Option<Instant> {
+        match self.stopping.has_changed() {
+            Err(_) => Some(Instant::now()),
+            Ok(_) => *self.stopping.borrow(),
+        }
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<RequestRecord>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
-            if self.stopping.borrow().is_some() {
+            if self.deadline().is_some() {
                 // Shutting down: whatever is queued, then out.
                 while let Ok(r) = rx.try_recv() {
                     batch.push(r);
@@ -168,8 +220,19 @@ impl Writer {
             return;
         }
         self.metrics.record_queue().dec_by(batch.len() as i64);
+        self.queued_body_bytes.fetch_sub(batch.iter().map(body_bytes).sum(), Ordering::Relaxed);
         if let Some((exporter, spans)) = &self.spans {
-            let sampled: Vec<_> = batch.iter().filter(|r| exporter.wants(r)).cloned().collect();
+            // Spans carry no bodies: copy the records without them.
+            let sampled: Vec<_> = batch
+                .iter_mut()
+                .filter(|r| exporter.wants(r))
+                .map(|r| {
+                    let bodies = (r.request_body.take(), r.response_body.take());
+                    let copy = r.clone();
+                    (r.request_body, r.response_body) = bodies;
+                    copy
+                })
+                .collect();
             let n = sampled.len() as u64;
             if n > 0 && spans.try_send(sampled).is_err() {
                 self.metrics.spans(0, n);
@@ -183,48 +246,70 @@ impl Writer {
     }
 
     /// Writes the batch, retrying with backoff while the store is down. Only a shutdown's
-    /// deadline ends the retries, cutting short an attempt in progress.
+    /// deadline ends the retries, cutting short an attempt in progress. Rows the database
+    /// refuses for what they hold are found by writing the batch one row at a time, and dropped
+    /// and counted, so one bad record can never stop the log.
     async fn write(&mut self, batch: &[RequestRecord]) {
         let Some(store) = self.store.clone() else { return };
+        let mut pending = batch;
+        let mut singly = false;
         let mut backoff = FIRST_BACKOFF;
-        let mut reported = false;
-        loop {
+        let mut failing = false;
+        while !pending.is_empty() {
+            let chunk = if singly { &pending[..1] } else { pending };
             let deadline = shutdown_deadline(self.stopping.clone());
-            let migrated = &mut self.migrated;
-            let attempt = async {
-                if !*migrated {
-                    store.migrate().await?;
-                    *migrated = true;
-                }
-                store.insert_records(batch).await
-            };
             let result = tokio::select! {
-                r = attempt => r,
-                () = deadline => return self.give_up(batch.len()),
+                r = self.attempt(&store, chunk) => r,
+                () = deadline => return self.give_up(pending.len()),
             };
             match result {
                 Ok(()) => {
-                    self.metrics.records_written(batch.len() as u64);
-                    if reported {
+                    self.metrics.records_written(chunk.len() as u64);
+                    pending = &pending[chunk.len()..];
+                    if failing {
                         tracing::info!(backend = store.backend(), "the request log store is writable again");
+                        failing = false;
                     }
-                    return;
+                    continue;
+                }
+                Err(e) if e.is_rejection() && chunk.len() == 1 => {
+                    tracing::warn!(error = %e, id = %chunk[0].id, "the store refused a request record; it is dropped");
+                    self.metrics.records_dropped("rejected", 1);
+                    pending = &pending[1..];
+                    continue;
+                }
+                Err(e) if e.is_rejection() => {
+                    singly = true;
+                    continue;
                 }
                 Err(e) => {
                     self.metrics.record_write_error();
-                    if !reported {
-                        tracing::warn!(backend = store.backend(), error = %e, records = batch.len(),
+                    if !failing {
+                        tracing::warn!(backend = store.backend(), error = %e, records = pending.len(),
                             "cannot write request records; retrying while new ones queue");
-                        reported = true;
+                        failing = true;
                     }
                 }
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
-                () = shutdown_deadline(self.stopping.clone()) => return self.give_up(batch.len()),
+                () = shutdown_deadline(self.stopping.clone()) => return self.give_up(pending.len()),
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// One write, migrating first if that has not happened yet, bounded in time.
+    async fn attempt(&mut self, store: &Store, rows: &[RequestRecord]) -> Result<(), StoreError> {
+        let migrated = &mut self.migrated;
+        let work = async {
+            if !*migrated {
+                store.migrate().await?;
+                *migrated = true;
+            }
+            store.insert_records(rows).await
+        };
+        tokio::time::timeout(WRITE_TIMEOUT, work).await.unwrap_or(Err(StoreError::Timeout(WRITE_TIMEOUT)))
     }
 
     fn give_up(&self, records: usize) {
@@ -240,8 +325,9 @@ async fn shutdown_deadline(mut stopping: watch::Receiver<Option<Instant>>) {
         if let Some(d) = deadline {
             return tokio::time::sleep_until(d).await;
         }
+        // A handle dropped without `stop`: the deadline is now.
         if stopping.changed().await.is_err() {
-            return std::future::pending().await;
+            return;
         }
     }
 }
@@ -255,17 +341,31 @@ async fn export(
     stopping: watch::Receiver<Option<Instant>>,
     metrics: Arc<Metrics>,
 ) {
+    let mut failing = false;
     while let Some(batch) = rx.recv().await {
         let n = batch.len() as u64;
         let deadline = *stopping.borrow();
         let sent = match deadline {
-            Some(d) => matches!(tokio::time::timeout_at(d, exporter.export(&batch)).await, Ok(Ok(()))),
-            None => exporter.export(&batch).await.is_ok(),
+            Some(d) => tokio::time::timeout_at(d, exporter.export(&batch))
+                .await
+                .unwrap_or_else(|_| Err(TraceError::Timeout(d.saturating_duration_since(Instant::now())))),
+            None => exporter.export(&batch).await,
         };
-        if sent {
-            metrics.spans(n, 0);
-        } else {
-            metrics.spans(0, n);
+        match sent {
+            Ok(()) => {
+                metrics.spans(n, 0);
+                if failing {
+                    tracing::info!("trace export works again");
+                    failing = false;
+                }
+            }
+            Err(e) => {
+                metrics.spans(0, n);
+                if !failing {
+                    tracing::warn!(error = %e, "trace export failed; spans are dropped until it works");
+                    failing = true;
+                }
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The admin API's request log: `GET /admin/logs` (filtered, newest first, a page at a time),
 //! `GET /admin/logs/{id}` (one whole record) and `GET /admin/usage` (aggregates).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -15,6 +16,16 @@ use crate::AppState;
 use crate::error::SurfaceError;
 
 const DEFAULT_PAGE: u32 = 50;
+
+/// The longest a log query may take before the API answers 503.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn bounded<T>(query: impl Future<Output = Result<T, StoreError>>) -> Result<T, GatewayError> {
+    tokio::time::timeout(QUERY_TIMEOUT, query)
+        .await
+        .unwrap_or(Err(StoreError::Timeout(QUERY_TIMEOUT)))
+        .map_err(store_error)
+}
 const DAY_US: i64 = 86_400_000_000;
 
 type Params = Query<Vec<(String, String)>>;
@@ -76,13 +87,19 @@ fn log_query(params: &[(String, String)], extra: &[&str]) -> Result<LogQuery, Ga
                     .ok_or_else(|| bad("limit", "'limit' must be between 1 and 1000.".into()))?
             }
             other => match other.strip_prefix("metadata.") {
-                Some(key) if !key.is_empty() => q.metadata.push((key.to_ascii_lowercase(), value.clone())),
+                Some(key) if is_metadata_name(key) => q.metadata.push((key.to_ascii_lowercase(), value.clone())),
                 _ if extra.contains(&other) => {}
                 _ => return Err(bad(other, format!("Unknown query parameter '{other}'."))),
             },
         }
     }
     Ok(q)
+}
+
+/// Metadata names come from header names (`x-switchyard-metadata-NAME`), so only those
+/// characters can match; anything else is a mistake worth a 400.
+fn is_metadata_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// A record as the API shows it: the stored fields plus readable times.
@@ -113,7 +130,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(param
         async {
             let store = store(&state, &headers)?;
             let q = log_query(&params, &[])?;
-            let page = store.query_records(&q).await.map_err(store_error)?;
+            let page = bounded(store.query_records(&q)).await?;
             let data: Vec<Value> = page.records.iter().map(record_json).collect();
             Ok(json!({ "data": data, "next_cursor": page.next_cursor }))
         }
@@ -127,7 +144,7 @@ pub async fn one(State(state): State<AppState>, headers: HeaderMap, Path(id): Pa
     respond(
         async {
             let store = store(&state, &headers)?;
-            match store.get_record(&id).await.map_err(store_error)? {
+            match bounded(store.get_record(&id)).await? {
                 Some(r) => Ok(record_json(&r)),
                 None => Err(GatewayError::new(ErrorKind::NotFound, format!("No request record has the id '{id}'."))
                     .with_code("record_not_found")),
@@ -162,7 +179,7 @@ pub async fn usage(State(state): State<AppState>, headers: HeaderMap, Query(para
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros();
                 q.filter.from_us = Some(i64::try_from(now).unwrap_or(i64::MAX) - DAY_US);
             }
-            let rows = store.usage(&q).await.map_err(store_error)?;
+            let rows = bounded(store.usage(&q)).await?;
             Ok(json!({ "data": rows }))
         }
         .await,

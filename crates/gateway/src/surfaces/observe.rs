@@ -57,6 +57,7 @@ pub struct Observed {
     price: Option<Price>,
     default_capture: CaptureMode,
     max_body: usize,
+    body_read: Duration,
     record: RequestRecord,
 }
 
@@ -86,6 +87,7 @@ impl Observed {
             price: None,
             default_capture: rt.logging.capture,
             max_body: rt.logging.max_body_bytes,
+            body_read: Duration::ZERO,
             record: RequestRecord {
                 id: id.to_string(),
                 trace_id: trace.trace_id,
@@ -110,10 +112,12 @@ impl Observed {
 
     /// Whether this request's bodies are kept: only when captured and logged at all.
     pub fn captures_bodies(&self) -> bool {
-        self.record.capture == CaptureMode::Full && self.sink.is_on()
+        self.record.capture == CaptureMode::Full && self.sink.stores()
     }
 
-    pub fn request_body(&mut self, body: &[u8]) {
+    /// The request body, and how long the client took to send it (not the gateway's time).
+    pub fn request_body(&mut self, body: &[u8], took: Duration) {
+        self.body_read = took;
         self.record.request_bytes = body.len() as u64;
         if self.captures_bodies() {
             self.record.request_body = Some(self.cut(body));
@@ -136,8 +140,27 @@ impl Observed {
 
     /// Records the attempts and the gateway's own time up to now (the first byte), excluding
     /// `routing`, the time spent in the executor: upstream attempts (hedges run side by side)
-    /// and the waits between them (backoff, `retry-after`), which are not the gateway's work.
+    /// and the waits between them (backoff, `retry-after`), which are not the gateway's work;
+    /// nor the time the client took to send its body.
     pub fn routed<T>(&mut self, exec: &Execution<T>, routing: Duration) {
+        self.attempts(exec);
+        if let Some((route, _)) = &exec.answered {
+            let first_leg = exec.attempts.first().map(|a| a.model.as_str());
+            if first_leg.is_some_and(|m| m != route.name) {
+                self.metrics.fallback(&self.model);
+                self.record.fallback = true;
+            }
+        }
+        let elapsed = self.started.elapsed();
+        let overhead = elapsed.saturating_sub(routing).saturating_sub(self.body_read);
+        self.metrics.overhead(self.surface, overhead);
+        self.record.first_byte_us = Some(micros(elapsed));
+        self.record.upstream_us = Some(micros(routing));
+        self.record.overhead_us = Some(micros(overhead));
+    }
+
+    /// Adds an execution's attempts, and makes its answering target the one that answered.
+    fn attempts<T>(&mut self, exec: &Execution<T>) {
         for a in &exec.attempts {
             let (outcome, reason) = match &a.outcome {
                 Outcome::Answered => ("answered", None),
@@ -156,27 +179,33 @@ impl Observed {
                 duration_us: micros(a.elapsed),
             });
         }
-        if let Some((route, target)) = &exec.answered {
+        if let Some((_, target)) = &exec.answered {
             self.provider = target.provider.name.clone();
             self.price = target.price;
             self.record.provider = Some(target.provider.name.clone());
             self.record.upstream_model = Some(target.model.clone());
-            let first_leg = exec.attempts.first().map(|a| a.model.as_str());
-            if first_leg.is_some_and(|m| m != route.name) {
-                self.metrics.fallback(&self.model);
-                self.record.fallback = true;
-            }
         }
-        let elapsed = self.started.elapsed();
-        let overhead = elapsed.saturating_sub(routing);
-        self.metrics.overhead(self.surface, overhead);
-        self.record.first_byte_us = Some(micros(elapsed));
-        self.record.upstream_us = Some(micros(routing));
-        self.record.overhead_us = Some(micros(overhead));
+    }
+
+    /// The answering stream broke: its attempt failed after all.
+    pub fn stream_broke(&mut self, why: &str) {
+        if let Some(a) = self.record.attempts.iter_mut().rev().find(|a| a.outcome == "answered") {
+            a.outcome = "failed".into();
+            a.reason = Some(format!("the stream broke: {why}"));
+        }
+    }
+
+    /// A broken stream was continued on another attempt (`recover_streams`): its attempts join
+    /// the record, and the target that continued prices the usage it reports.
+    pub fn continued<T>(&mut self, exec: &Execution<T>) {
+        self.attempts(exec);
     }
 
     /// The first token went out (streams).
     pub fn first_token(&mut self) {
+        if self.record.first_token_us.is_some() {
+            return;
+        }
         let elapsed = self.started.elapsed();
         self.metrics.time_to_first_token(&self.labels(), elapsed);
         self.record.first_token_us = Some(micros(elapsed));
@@ -195,10 +224,12 @@ impl Observed {
         format!("{}…[{} more bytes not kept]", &text[..end], text.len() - end)
     }
 
-    pub fn finish_ok(mut self, usage: Option<&Usage>, answer: Answer) {
-        let labels = self.labels();
+    /// What was sent of the answer and the usage reported: all of it for an answer that ends
+    /// well, the part before the end for one that fails or is abandoned (tokens used are still
+    /// counted and priced).
+    pub fn answered(&mut self, usage: Option<&Usage>, answer: Answer) {
         if let Some(u) = usage {
-            self.metrics.usage(&labels, u);
+            self.metrics.usage(&self.labels(), u);
             if let Some(price) = self.price {
                 let cost = price.cost(u);
                 self.metrics.cost(&self.model, &self.provider, cost.total);
@@ -206,13 +237,17 @@ impl Observed {
             }
             self.record.usage = Some(*u);
         }
-        self.record.status = 200;
         self.record.finish_reasons = answer.finish_reasons;
         self.record.response_model = answer.response_model;
         self.record.response_bytes = answer.bytes;
         if let Some(body) = answer.body.filter(|_| self.captures_bodies()) {
             self.record.response_body = Some(self.cut(body.as_bytes()));
         }
+    }
+
+    pub fn finish_ok(mut self, usage: Option<&Usage>, answer: Answer) {
+        self.answered(usage, answer);
+        self.record.status = 200;
         self.end("2xx");
     }
 

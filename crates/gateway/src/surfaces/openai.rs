@@ -93,8 +93,9 @@ async fn admit<R: Routable>(
     let principal = rt.keys.authenticate(presented_key(headers))?;
     observed.caller(&principal);
     let meta = RequestMeta::from_headers(headers)?;
+    let reading = Instant::now();
     let bytes = read_body(body, headers, rt.max_body_bytes, rt.client_timeout).await?;
-    observed.request_body(&bytes);
+    observed.request_body(&bytes, reading.elapsed());
     let mut raw = openai::parse_object(&bytes)?;
     // OpenRouter's `models`: alternatives to try in order. It is the gateway's to act on, so it is
     // taken out of what goes upstream.
@@ -275,7 +276,6 @@ pub async fn chat_completions(
             resp
         }
         ChatOutcome::Stream(events) => {
-            observed.first_token();
             let relay = Relay::new(passthrough, req.stream_usage, capture);
             let recovery = (route.recover_streams && continuable(&req)).then(|| Recovery {
                 state: state.clone(),
@@ -343,6 +343,15 @@ fn sse_body(
         pending: VecDeque<Bytes>,
         done: bool,
     }
+    impl Drop for Pump {
+        /// The client left first: the record still gets what was sent and the usage seen.
+        fn drop(&mut self) {
+            if let Some(mut observed) = self.observed.take() {
+                let usage = self.relay.usage;
+                observed.answered(usage.as_ref(), self.relay.answer());
+            }
+        }
+    }
     let pump = Pump {
         observed: Some(observed),
         current: events,
@@ -355,16 +364,20 @@ fn sse_body(
     let stream = futures_util::stream::unfold(pump, |mut p| async move {
         loop {
             if let Some(frame) = p.pending.pop_front() {
+                if let Some(observed) = &mut p.observed {
+                    observed.first_token();
+                }
                 return Some((Ok::<Bytes, std::convert::Infallible>(frame), p));
             }
             if p.done {
-                if let Some(observed) = p.observed.take() {
+                if let Some(mut observed) = p.observed.take() {
+                    let usage = p.relay.usage;
                     match p.relay.error.take() {
-                        Some(e) => observed.finish_err(&e),
-                        None => {
-                            let usage = p.relay.usage;
-                            observed.finish_ok(usage.as_ref(), p.relay.answer());
+                        Some(e) => {
+                            observed.answered(usage.as_ref(), p.relay.answer());
+                            observed.finish_err(&e);
                         }
+                        None => observed.finish_ok(usage.as_ref(), p.relay.answer()),
                     }
                 }
                 return None;
@@ -378,14 +391,20 @@ fn sse_body(
                     p.done = true;
                 }
                 Some(item) => {
-                    let failed = item.events.iter().any(|e| matches!(e, StreamEvent::Error(_)));
-                    if failed {
+                    let error = item.events.iter().find_map(|e| match e {
+                        StreamEvent::Error(e) => Some(e.message.clone()),
+                        _ => None,
+                    });
+                    if let Some(why) = &error {
                         p.target.health.record_failure();
+                        if let Some(observed) = &mut p.observed {
+                            observed.stream_broke(why);
+                        }
                     }
-                    if failed
+                    if error.is_some()
                         && p.relay.continuable()
                         && let Some((next, target)) =
-                            continue_stream(&mut p.recovery, &p.target, &p.relay.text_sent).await
+                            continue_stream(&mut p.recovery, &p.target, &p.relay.text_sent, p.observed.as_mut()).await
                     {
                         p.current = next;
                         p.target = target;
@@ -408,6 +427,7 @@ async fn continue_stream(
     recovery: &mut Option<Recovery>,
     broken: &Arc<Target>,
     text_sent: &str,
+    observed: Option<&mut Observed>,
 ) -> Option<(EventStream, Arc<Target>)> {
     let r = recovery.as_mut().filter(|r| !r.used)?;
     r.used = true;
@@ -424,6 +444,9 @@ async fn continue_stream(
     }
     let state = r.state.clone();
     let exec = execute_avoiding(&r.plan, std::slice::from_ref(broken), |a| chat_attempt(&state, &req, None, a)).await;
+    if let Some(observed) = observed {
+        observed.continued(&exec);
+    }
     match (exec.result, exec.answered) {
         (Ok(ChatOutcome::Stream(s)), Some((_, target))) => Some((s, target)),
         _ => None,
