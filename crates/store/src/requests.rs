@@ -61,8 +61,29 @@ const COLUMNS: &[&str] = &[
     "response_body",
 ];
 
-/// Rows per INSERT statement: well under SQLite's 32,766 and Postgres's 65,535 parameters.
-const ROWS_PER_STATEMENT: usize = 200;
+/// The most rows per INSERT statement (well under SQLite's 32,766 and Postgres's 65,535
+/// parameters).
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// Splits a batch into statements of 64, 32, 16, 8, 4, 2 and 1 rows. Each connection keeps its
+/// prepared statements, and a wide one holds a sizeable compiled program, so a few fixed shapes
+/// keep that memory small where one shape per batch size would fill the cache (it did: 80 MB).
+fn statement_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        let size = if n >= ROWS_PER_STATEMENT { ROWS_PER_STATEMENT } else { 1 << n.checked_ilog2()? };
+        n -= size;
+        Some(size)
+    })
+}
+
+fn chunks(records: &[RequestRecord]) -> impl Iterator<Item = &[RequestRecord]> {
+    let mut rest = records;
+    statement_sizes(records.len()).map(move |size| {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        chunk
+    })
+}
 
 /// Rows deleted (or stripped of bodies) per statement, so retention never holds a long lock.
 const RETENTION_CHUNK: i64 = 5_000;
@@ -541,21 +562,20 @@ impl Store {
     /// Writes records in one transaction. Writing a record whose id is already stored does
     /// nothing, so a batch retried after an unclear failure is never counted twice.
     ///
-    /// SQLite runs in-process, so one prepared single-row statement executed per record is the
-    /// cheapest (sqlx caches it; nothing is re-parsed). Postgres is a network hop away, so rows
-    /// go many to a statement.
+    /// Rows go many to a statement: each statement is a round trip (to SQLite's worker thread, or
+    /// over the network to Postgres), and those dominate the cost.
     pub async fn insert_records(&self, records: &[RequestRecord]) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(p) => {
                 let mut tx = p.begin().await?;
-                for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                for chunk in chunks(records) {
                     insert_statement(self.dialect(), chunk).sqlite().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }
             Store::Postgres(p) => {
                 let mut tx = p.begin().await?;
-                for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                for chunk in chunks(records) {
                     insert_statement(self.dialect(), chunk).postgres().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
@@ -692,6 +712,16 @@ mod tests {
     #[test]
     fn every_column_has_a_value() {
         assert_eq!(values(&RequestRecord::default()).len(), COLUMNS.len());
+    }
+
+    #[test]
+    fn batches_split_into_a_few_statement_shapes() {
+        assert_eq!(statement_sizes(0).collect::<Vec<_>>(), Vec::<usize>::new());
+        assert_eq!(statement_sizes(1).collect::<Vec<_>>(), [1]);
+        assert_eq!(statement_sizes(150).collect::<Vec<_>>(), [64, 64, 16, 4, 2]);
+        let rows: Vec<_> = (0..1000).map(|i| RequestRecord { id: i.to_string(), ..Default::default() }).collect();
+        let rejoined: Vec<_> = chunks(&rows).flatten().cloned().collect();
+        assert_eq!(rejoined, rows);
     }
 
     #[test]
