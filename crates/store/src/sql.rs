@@ -50,6 +50,21 @@ impl From<String> for Value {
     }
 }
 
+/// The query with every argument bound: the same code for either database's `Query` type.
+macro_rules! bind_all {
+    ($sql:expr) => {{
+        let mut q = sqlx::query(AssertSqlSafe($sql.text.clone()));
+        for a in &$sql.args {
+            q = match a {
+                Value::Int(v) => q.bind(*v),
+                Value::Real(v) => q.bind(*v),
+                Value::Text(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }};
+}
+
 /// SQL text with its arguments.
 #[derive(Debug)]
 pub struct Sql {
@@ -86,27 +101,11 @@ impl Sql {
     }
 
     pub fn sqlite(&self) -> Query<'_, Sqlite, SqliteArguments> {
-        let mut q = sqlx::query(AssertSqlSafe(self.text.clone()));
-        for a in &self.args {
-            q = match a {
-                Value::Int(v) => q.bind(*v),
-                Value::Real(v) => q.bind(*v),
-                Value::Text(v) => q.bind(v.clone()),
-            };
-        }
-        q
+        bind_all!(self)
     }
 
     pub fn postgres(&self) -> Query<'_, Postgres, PgArguments> {
-        let mut q = sqlx::query(AssertSqlSafe(self.text.clone()));
-        for a in &self.args {
-            q = match a {
-                Value::Int(v) => q.bind(*v),
-                Value::Real(v) => q.bind(*v),
-                Value::Text(v) => q.bind(v.clone()),
-            };
-        }
-        q
+        bind_all!(self)
     }
 }
 
