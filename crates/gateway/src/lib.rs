@@ -23,6 +23,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
+use switchyard_policy::Limiter;
 use switchyard_providers::UpstreamClient;
 use switchyard_store::Store;
 use switchyard_telemetry::{Metrics, RecordSink};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub records: RecordSink,
     /// The request log, for the admin API and retention.
     pub store: Option<Store>,
+    /// Rate-limit counts, kept across reloads.
+    pub limiter: Arc<Limiter>,
 }
 
 impl AppState {
@@ -55,6 +58,7 @@ impl AppState {
             records: RecordSink::off(metrics.clone()),
             metrics,
             store: None,
+            limiter: Arc::default(),
         }
     }
 }

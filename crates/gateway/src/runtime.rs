@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_policy::{KeyRing, ModelAllowList, Principal};
+use switchyard_policy::{KeyRing, Limits, ModelAllowList, Principal};
 use switchyard_providers::{Provider, ProviderSpec, ProviderType, Timeouts};
 use switchyard_router::{
     BreakerPolicy, Catalogue, Health, HedgeAfter, ModelRoute, Price, RetryOn, RetryPolicy, Rule, Sticky, Strategy,
@@ -89,8 +89,8 @@ impl Runtime {
             }
         }
         let keys = build_keys(cfg, &mut errors);
-        if cfg.keys.iter().any(|k| k.limits.is_some() || k.budget.is_some()) {
-            warnings.push("key limits and budgets are accepted but not enforced in this version".into());
+        if cfg.keys.iter().any(|k| k.budget.is_some()) {
+            warnings.push("key budgets are accepted but not enforced in this version".into());
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -338,9 +338,18 @@ fn build_keys(cfg: &ConfigFile, errors: &mut Vec<String>) -> KeyRing {
                 }
             },
         };
+        let limits = k.limits.as_ref().map_or_else(Limits::default, |l| Limits {
+            rpm: l.rpm,
+            tpm: l.tpm,
+            concurrency: l.concurrency,
+        });
+        if [limits.rpm, limits.tpm, limits.concurrency].contains(&Some(0)) {
+            errors.push(format!("key '{}': a limit of 0 would refuse every request; remove the key instead", k.name));
+        }
         let principal = Principal {
             team: team.map(|t| t.name.clone()),
             capture: k.capture.or(team.and_then(|t| t.capture)),
+            limits,
             ..Principal::new(k.name.clone(), ModelAllowList::from_patterns(k.models.clone()))
         };
         if !keys.insert(&k.key, principal) {

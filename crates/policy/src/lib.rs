@@ -3,10 +3,14 @@
 //! Keys are held only as SHA-256 digests: the raw key is compared by hashing what the client
 //! presents, so a memory dump or a debug print never shows one.
 
+mod limits;
+
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
+
+pub use limits::{Admission, Exceeded, Limiter, Limits, Quota, Refused};
 
 /// The caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,11 +23,13 @@ pub struct Principal {
     pub team: Option<String>,
     /// How much of this caller's requests the log keeps, when the key or its team says.
     pub capture: Option<CaptureMode>,
+    /// The key's own rate limits.
+    pub limits: Limits,
 }
 
 impl Principal {
     pub fn new(name: impl Into<String>, models: ModelAllowList) -> Principal {
-        Principal { name: name.into(), models, admin: false, team: None, capture: None }
+        Principal { name: name.into(), models, admin: false, team: None, capture: None, limits: Limits::default() }
     }
 
     pub fn anonymous() -> Principal {

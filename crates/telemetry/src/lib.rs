@@ -99,6 +99,12 @@ pub struct TeamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// `rpm`, `tpm` or `concurrency`.
+    pub limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DropLabels {
     /// `queue_full` or `store_unavailable`.
     pub reason: &'static str,
@@ -147,6 +153,7 @@ pub struct Metrics {
     record_write_errors: Counter,
     record_queue: Gauge,
     record_bodies_dropped: Counter,
+    limit_rejections: Family<LimitLabels, Counter>,
     spans_exported: Counter,
     spans_dropped: Counter,
     /// One scrape at a time: the per-target gauges are cleared and refilled on each.
@@ -253,6 +260,12 @@ impl Metrics {
             "Records queued without their bodies because queued bodies passed 64 MiB (the store is behind)",
             record_bodies_dropped.clone(),
         );
+        let limit_rejections = Family::default();
+        registry.register(
+            "switchyard_limit_rejections",
+            "Requests refused by a key's rate limit, by the limit that refused them",
+            limit_rejections.clone(),
+        );
         let spans_exported = Counter::default();
         registry.register(
             "switchyard_traces_exported",
@@ -275,6 +288,7 @@ impl Metrics {
             record_write_errors,
             record_queue,
             record_bodies_dropped,
+            limit_rejections,
             spans_exported,
             spans_dropped,
             requests,
@@ -373,6 +387,10 @@ impl Metrics {
 
     pub fn record_write_error(&self) {
         self.record_write_errors.inc();
+    }
+
+    pub fn limit_rejection(&self, limit: &'static str) {
+        self.limit_rejections.get_or_create(&LimitLabels { limit }).inc();
     }
 
     pub fn record_bodies_dropped(&self) {

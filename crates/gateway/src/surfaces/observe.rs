@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use prometheus_client::metrics::gauge::Gauge;
-use switchyard_policy::Principal;
+use switchyard_policy::{Admission, Principal};
 use switchyard_router::{Execution, Outcome, Price};
 use switchyard_telemetry::{Metrics, ModelLabels, RecordSink, RequestLabels};
 use switchyard_types::{AttemptEntry, CaptureMode, ChatResponse, GatewayError, RequestRecord, Usage};
@@ -58,6 +58,8 @@ pub struct Observed {
     default_capture: CaptureMode,
     max_body: usize,
     body_read: Duration,
+    /// The request's place under its key's rate limits, held until it ends.
+    admission: Option<Admission>,
     record: RequestRecord,
 }
 
@@ -88,6 +90,7 @@ impl Observed {
             default_capture: rt.logging.capture,
             max_body: rt.logging.max_body_bytes,
             body_read: Duration::ZERO,
+            admission: None,
             record: RequestRecord {
                 id: id.to_string(),
                 trace_id: trace.trace_id,
@@ -108,6 +111,32 @@ impl Observed {
         self.record.key = Some(principal.name.clone());
         self.record.team.clone_from(&principal.team);
         self.record.capture = principal.capture.unwrap_or(self.default_capture);
+    }
+
+    pub fn admitted(&mut self, admission: Admission) {
+        self.admission = Some(admission);
+    }
+
+    /// OpenAI's `x-ratelimit-*` headers, for a key with limits.
+    pub fn quota_headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let Some(q) = self.admission.as_ref().map(|a| a.quota) else { return h };
+        let secs = |d: Duration| HeaderValue::from_str(&format!("{}s", d.as_secs_f64().ceil() as u64));
+        if let Some(limit) = q.limit_requests {
+            h.insert("x-ratelimit-limit-requests", HeaderValue::from(limit));
+            h.insert("x-ratelimit-remaining-requests", HeaderValue::from(q.remaining_requests));
+            if let Ok(v) = secs(q.reset_requests) {
+                h.insert("x-ratelimit-reset-requests", v);
+            }
+        }
+        if let Some(limit) = q.limit_tokens {
+            h.insert("x-ratelimit-limit-tokens", HeaderValue::from(limit));
+            h.insert("x-ratelimit-remaining-tokens", HeaderValue::from(q.remaining_tokens));
+            if let Ok(v) = secs(q.reset_tokens) {
+                h.insert("x-ratelimit-reset-tokens", v);
+            }
+        }
+        h
     }
 
     /// Whether this request's bodies are kept: only when captured and logged at all.
@@ -229,6 +258,9 @@ impl Observed {
     /// counted and priced).
     pub fn answered(&mut self, usage: Option<&Usage>, answer: Answer) {
         if let Some(u) = usage {
+            if let Some(a) = &mut self.admission {
+                a.settle(u.total_tokens());
+            }
             self.metrics.usage(&self.labels(), u);
             if let Some(price) = self.price {
                 let cost = price.cost(u);

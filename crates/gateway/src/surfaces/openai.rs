@@ -84,6 +84,7 @@ struct Admitted<R> {
 /// key may use the model (and any alternatives the request lists), apply routing rules, plan.
 /// What is learnt on the way goes into the request's record.
 async fn admit<R: Routable>(
+    state: &AppState,
     rt: &Runtime,
     observed: &mut Observed,
     headers: &HeaderMap,
@@ -118,6 +119,16 @@ async fn admit<R: Routable>(
         authorize_model(&principal, alt)?;
     }
     let demand = req.demand();
+    if !principal.limits.is_empty() {
+        let estimate = demand.input_tokens.saturating_add(demand.max_tokens.unwrap_or(0));
+        match state.limiter.admit(&principal.name, &principal.limits, estimate) {
+            Ok(admission) => observed.admitted(admission),
+            Err(refused) => {
+                state.metrics.limit_rejection(refused.exceeded.as_str());
+                return Err(refused.error(&principal.name));
+            }
+        }
+    }
     let view = RequestView {
         model: req.model(),
         key: &principal.name,
@@ -146,7 +157,7 @@ async fn admit_observed<R: Routable>(
     decode: fn(&JsonMap) -> Result<R, GatewayError>,
 ) -> Result<(Observed, Admitted<R>), Response> {
     let mut observed = Observed::start(state, rt, &id.0, "openai", operation, headers);
-    match admit(rt, &mut observed, headers, body, decode).await {
+    match admit(state, rt, &mut observed, headers, body, decode).await {
         Ok(admitted) => Ok((observed, admitted)),
         Err(e) => {
             observed.finish_err(&e);
@@ -258,7 +269,8 @@ pub async fn chat_completions(
     let routing = Instant::now();
     let exec = execute(&plan, |a| chat_attempt(&state, &req, Some(&raw), a)).await;
     observed.routed(&exec, routing.elapsed());
-    let routed = routing_headers(&exec);
+    let mut routed = routing_headers(&exec);
+    routed.extend(observed.quota_headers());
     let (outcome, route, target) = match answered(exec) {
         Ok(v) => v,
         Err(e) => {
@@ -607,7 +619,8 @@ pub async fn embeddings(
     })
     .await;
     observed.routed(&exec, routing.elapsed());
-    let routed = routing_headers(&exec);
+    let mut routed = routing_headers(&exec);
+    routed.extend(observed.quota_headers());
     let ((response, body), _, target) = match answered(exec) {
         Ok(v) => v,
         Err(e) => {

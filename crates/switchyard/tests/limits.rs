@@ -1,0 +1,113 @@
+//! A key's rate limits through the real binary: requests per minute, tokens per minute and
+//! concurrent requests, with OpenAI's `x-ratelimit-*` headers and 429s in its error shape.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+fn limited(up: &Proc, limits: &str) -> String {
+    simple_config(up, &format!("keys:\n  - {{ name: app, key: sk-app-limited, limits: {limits} }}\n"))
+}
+
+fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+#[tokio::test]
+async fn requests_per_minute_count_down_then_refuse_with_retry_after() {
+    let up = mock(&[]);
+    let (gw, _) = gateway(&limited(&up, "{ rpm: 3 }"));
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let body = json!({"model": "chat", "messages": user("hi")});
+    for left in [2, 1, 0] {
+        let resp = post(&url, Some("sk-app-limited"), &body).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(header(&resp, "x-ratelimit-limit-requests").as_deref(), Some("3"));
+        assert_eq!(header(&resp, "x-ratelimit-remaining-requests"), Some(left.to_string()));
+        assert!(header(&resp, "x-ratelimit-reset-requests").is_some_and(|r| r.ends_with('s')));
+    }
+    let resp = post(&url, Some("sk-app-limited"), &body).await;
+    assert_eq!(resp.status(), 429);
+    let wait: u64 = header(&resp, "retry-after").and_then(|s| s.parse().ok()).unwrap_or(0);
+    assert!((1..=120).contains(&wait), "retry-after {wait}");
+    let err = json(resp).await;
+    assert_eq!(err["error"]["type"], "rate_limit_error", "{err}");
+    assert_eq!(err["error"]["code"], "rate_limit_exceeded");
+    assert!(!err.to_string().contains("sk-app-limited"), "the key itself is never echoed");
+    // Other keys have their own counts.
+    assert_eq!(post(&url, Some(MASTER), &body).await.status(), 200);
+    assert_eq!(requests_to(&up).await, 4, "the refused request never reached the provider");
+    let metrics = client().get(format!("{}/metrics", gw.url)).send().await.unwrap_or_else(|e| panic!("{e}"));
+    let text = metrics.text().await.unwrap_or_default();
+    assert!(text.contains("switchyard_limit_rejections_total{limit=\"rpm\"} 1"), "{text}");
+}
+
+async fn requests_to(up: &Proc) -> u64 {
+    mock_stats(up).await["requests"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn tokens_per_minute_count_the_estimate_and_refuse_what_can_never_fit() {
+    let up = mock(&[]);
+    let (gw, _) = gateway(&limited(&up, "{ tpm: 1000 }"));
+    let url = format!("{}/v1/chat/completions", gw.url);
+    // max_tokens counts at admission: 900 + the prompt leave too little for a second one…
+    let big = json!({"model": "chat", "max_tokens": 900, "messages": user("hi")});
+    let resp = post(&url, Some("sk-app-limited"), &big).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-ratelimit-limit-tokens").as_deref(), Some("1000"));
+    let _ = resp.text().await;
+    // …but the answer used far fewer tokens, and the count is corrected to that.
+    let resp = post(&url, Some("sk-app-limited"), &big).await;
+    assert_eq!(resp.status(), 200, "settled to the real usage, the first no longer holds 900");
+    let huge = json!({"model": "chat", "max_tokens": 5000, "messages": user("hi")});
+    let resp = post(&url, Some("sk-app-limited"), &huge).await;
+    assert_eq!(resp.status(), 429);
+    assert!(header(&resp, "retry-after").is_none(), "waiting cannot help");
+    assert_eq!(json(resp).await["error"]["code"], "tokens_exceed_limit");
+}
+
+#[tokio::test]
+async fn concurrency_counts_streams_until_they_end() {
+    let up = mock(&["--words", "40", "--chunk-delay-ms", "20"]);
+    let (gw, _) = gateway(&limited(&up, "{ concurrency: 1 }"));
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let stream = json!({"model": "chat", "stream": true, "messages": user("long")});
+    let first = post(&url, Some("sk-app-limited"), &stream).await;
+    assert_eq!(first.status(), 200);
+    // While the first stream runs, a second request is refused.
+    let second = post(&url, Some("sk-app-limited"), &json!({"model": "chat", "messages": user("hi")})).await;
+    assert_eq!(second.status(), 429);
+    assert_eq!(json(second).await["error"]["code"], "concurrency_limit_exceeded");
+    let frames = sse_data(first).await;
+    assert_eq!(frames.last().map(String::as_str), Some("[DONE]"));
+    // The slot is free once the stream has ended (the release follows the last byte closely).
+    let mut status = 0;
+    for _ in 0..50 {
+        status = post(&url, Some("sk-app-limited"), &json!({"model": "chat", "messages": user("hi")}))
+            .await
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_zero_limit_is_a_config_error() {
+    let up = mock(&[]);
+    let path = temp_dir().join("switchyard.yaml");
+    std::fs::write(&path, limited(&up, "{ rpm: 0 }")).unwrap_or_else(|e| panic!("{e}"));
+    let out = std::process::Command::new(bin())
+        .args(["config", "check", &path.display().to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a limit of 0"));
+}
