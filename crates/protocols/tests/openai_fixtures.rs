@@ -9,7 +9,10 @@ use switchyard_protocols::{openai, sse};
 use switchyard_types::StreamEvent;
 
 fn fixtures() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
+    // Read when the test runs, not when it was built: cargo reuses a cached test binary after the
+    // checkout moves (CI clones to a new place each time), and a path baked in would be stale.
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let dir = PathBuf::from(crate_dir).join("../../../shared/fixtures");
     assert!(dir.is_dir(), "fixtures not found at {} (shared/ must sit beside the repository)", dir.display());
     dir
 }
