@@ -47,6 +47,9 @@ pub struct TeamConfig {
     /// Body capture for the team's keys, unless a key says otherwise.
     #[serde(default)]
     pub capture: Option<CaptureMode>,
+    /// Limits shared by every key of the team.
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -159,6 +162,9 @@ pub struct ModelConfig {
     /// Continue a broken stream on another target (see docs/routing.md for when this is sound).
     #[serde(default)]
     pub recover_streams: bool,
+    /// Limits on the model as a whole, over every key.
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -274,6 +280,12 @@ pub struct KeyConfig {
     /// Body capture for this key's requests; overrides the team's and the default.
     #[serde(default)]
     pub capture: Option<CaptureMode>,
+    /// Limits for each end user of this key.
+    #[serde(default)]
+    pub user_limits: Option<LimitsConfig>,
+    /// Limits for this key on one model: `{ smart: { rpm: 10 } }`.
+    #[serde(default)]
+    pub model_limits: BTreeMap<String, LimitsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -285,6 +297,18 @@ pub struct LimitsConfig {
     pub tpm: Option<u64>,
     #[serde(default)]
     pub concurrency: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// The limits, or why they are wrong (`what` names them in the message).
+    pub fn limits(&self, what: &str) -> Result<switchyard_policy::Limits, String> {
+        if [self.rpm, self.tpm, self.concurrency].contains(&Some(0)) {
+            return Err(format!(
+                "{what}: a limit of 0 would refuse every request; remove the limit or the key instead"
+            ));
+        }
+        Ok(switchyard_policy::Limits { rpm: self.rpm, tpm: self.tpm, concurrency: self.concurrency })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -91,7 +91,7 @@ pub async fn run(listen: Option<String>) -> Result<(), StartError> {
     println!("{}", banner(local));
     let mut state = AppState::new(runtime, client);
     let writer = crate::records::start(&mut state, cfg.storage.as_deref(), &cfg.logging, None).await?;
-    crate::probes::start(&state);
+    crate::start_background(&state);
     serve_on(listener, app(state), server::shutdown_signal(), Duration::from_secs(5)).await;
     crate::records::stop(writer).await;
     Ok(())

@@ -98,6 +98,19 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     resp
 }
 
+/// The tasks a serving gateway runs beside its requests: active health probes, and the sweep
+/// that forgets idle rate-limit scopes (end users come and go).
+fn start_background(state: &AppState) {
+    probes::start(state);
+    let limiter = state.limiter.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            limiter.sweep();
+        }
+    });
+}
+
 /// `switchyard serve` options.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
@@ -169,7 +182,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), StartError> {
         None => (None, config::LoggingConfig::default(), None),
     };
     let writer = records::start(&mut state, storage.as_deref(), &logging, tracing_cfg.as_ref()).await?;
-    probes::start(&state);
+    start_background(&state);
     if let Some(p) = path {
         tokio::spawn(reload::watch(p, state.clone()));
     }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_policy::{KeyRing, Limits, ModelAllowList, Principal};
+use switchyard_policy::{KeyLimits, KeyRing, Limits, ModelAllowList, Principal};
 use switchyard_providers::{Provider, ProviderSpec, ProviderType, Timeouts};
 use switchyard_router::{
     BreakerPolicy, Catalogue, Health, HedgeAfter, ModelRoute, Price, RetryOn, RetryPolicy, Rule, Sticky, Strategy,
@@ -13,7 +13,7 @@ use switchyard_router::{
 };
 use switchyard_types::CaptureMode;
 
-use crate::config::{ConfigFile, ModelConfig, RetryCondition, Routing, parse_duration};
+use crate::config::{ConfigFile, LimitsConfig, ModelConfig, RetryCondition, Routing, parse_duration};
 
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,6 +48,8 @@ pub struct Runtime {
     pub max_body_bytes: usize,
     pub client_timeout: Duration,
     pub logging: LogPolicy,
+    /// Limits on a model over every key, by public model name.
+    pub model_limits: HashMap<String, Limits>,
     /// Where this config came from, for logs and `/health/ready`.
     pub source: String,
     /// Things worth telling the operator that do not stop the gateway.
@@ -89,6 +91,14 @@ impl Runtime {
             }
         }
         let keys = build_keys(cfg, &mut errors);
+        let mut model_limits = HashMap::new();
+        for m in &cfg.models {
+            match m.limits.as_ref().map(|l| l.limits(&format!("model '{}'", m.name))) {
+                Some(Ok(l)) => drop(model_limits.insert(m.name.clone(), l)),
+                Some(Err(e)) => errors.push(e),
+                None => {}
+            }
+        }
         if cfg.keys.iter().any(|k| k.budget.is_some()) {
             warnings.push("key budgets are accepted but not enforced in this version".into());
         }
@@ -101,6 +111,7 @@ impl Runtime {
             keys,
             max_body_bytes: cfg.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
             client_timeout: cfg.server.client_timeout.map_or(DEFAULT_CLIENT_TIMEOUT, |s| s.0),
+            model_limits,
             logging: LogPolicy {
                 capture: cfg.logging.capture.unwrap_or_default(),
                 max_body_bytes: cfg.logging.max_body_bytes.unwrap_or(DEFAULT_CAPTURED_BODY),
@@ -159,6 +170,7 @@ impl Runtime {
             max_body_bytes: DEFAULT_MAX_BODY,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
             logging: LogPolicy::default(),
+            model_limits: HashMap::new(),
             source: "environment".into(),
             warnings,
         }
@@ -338,14 +350,29 @@ fn build_keys(cfg: &ConfigFile, errors: &mut Vec<String>) -> KeyRing {
                 }
             },
         };
-        let limits = k.limits.as_ref().map_or_else(Limits::default, |l| Limits {
-            rpm: l.rpm,
-            tpm: l.tpm,
-            concurrency: l.concurrency,
-        });
-        if [limits.rpm, limits.tpm, limits.concurrency].contains(&Some(0)) {
-            errors.push(format!("key '{}': a limit of 0 would refuse every request; remove the key instead", k.name));
+        let mut limit = |l: Option<&LimitsConfig>, what: String| match l.map(|l| l.limits(&what)) {
+            None => Limits::default(),
+            Some(Ok(limits)) => limits,
+            Some(Err(e)) => {
+                errors.push(e);
+                Limits::default()
+            }
+        };
+        let mut limits = KeyLimits {
+            key: limit(k.limits.as_ref(), format!("key '{}'", k.name)),
+            team: limit(team.and_then(|t| t.limits.as_ref()), format!("team '{}'", k.team.as_deref().unwrap_or(""))),
+            per_user: limit(k.user_limits.as_ref(), format!("key '{}': user_limits", k.name)),
+            per_model: BTreeMap::new(),
+        };
+        let mut unknown = Vec::new();
+        for (model, l) in &k.model_limits {
+            let what = format!("key '{}': model_limits.{model}", k.name);
+            limits.per_model.insert(model.clone(), limit(Some(l), what));
+            if !cfg.models.iter().any(|m| &m.name == model) {
+                unknown.push(format!("key '{}': model_limits names '{model}', which is not a defined model", k.name));
+            }
         }
+        errors.append(&mut unknown);
         let principal = Principal {
             team: team.map(|t| t.name.clone()),
             capture: k.capture.or(team.and_then(|t| t.capture)),

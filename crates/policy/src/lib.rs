@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
 
-pub use limits::{Admission, Exceeded, Limiter, Limits, Quota, Refused};
+pub use limits::{Admission, Admissions, Exceeded, KeyLimits, Limiter, Limits, Quota, Refused, Scope};
 
 /// The caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,13 +23,13 @@ pub struct Principal {
     pub team: Option<String>,
     /// How much of this caller's requests the log keeps, when the key or its team says.
     pub capture: Option<CaptureMode>,
-    /// The key's own rate limits.
-    pub limits: Limits,
+    /// The rate limits its requests count against.
+    pub limits: KeyLimits,
 }
 
 impl Principal {
     pub fn new(name: impl Into<String>, models: ModelAllowList) -> Principal {
-        Principal { name: name.into(), models, admin: false, team: None, capture: None, limits: Limits::default() }
+        Principal { name: name.into(), models, admin: false, team: None, capture: None, limits: KeyLimits::default() }
     }
 
     pub fn anonymous() -> Principal {

@@ -1,4 +1,5 @@
-//! Rate limits: requests per minute, tokens per minute and concurrent requests, per key.
+//! Rate limits: requests per minute, tokens per minute and concurrent requests, per scope: a key,
+//! a team, an end user of a key, a model, or a key on one model.
 //!
 //! Minute limits use a sliding-window counter: the current minute's count plus the previous
 //! minute's, weighted by how much of it the last sixty seconds still cover. It needs two numbers
@@ -30,6 +31,18 @@ impl Limits {
     pub fn is_empty(&self) -> bool {
         self.rpm.is_none() && self.tpm.is_none() && self.concurrency.is_none()
     }
+}
+
+/// The limits that apply to one key's requests, by scope. Model names are public model names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyLimits {
+    pub key: Limits,
+    /// Its team's, shared by every key of the team.
+    pub team: Limits,
+    /// Each end user's (`x-switchyard-user` or the request's `user`) under this key.
+    pub per_user: Limits,
+    /// This key's on one model.
+    pub per_model: std::collections::BTreeMap<String, Limits>,
 }
 
 /// A count over sliding minutes.
@@ -131,6 +144,14 @@ pub struct Admission {
 }
 
 impl Admission {
+    /// Takes the request back out of the counts: another scope refused it, so it never ran.
+    fn revoke(mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        c.requests.current = c.requests.current.saturating_sub(1);
+        c.tokens.current = c.tokens.current.saturating_sub(self.estimated_tokens);
+        self.settled = true;
+    }
+
     /// Replaces the admission's token estimate with what the provider reported.
     pub fn settle(&mut self, actual_tokens: u64) {
         if self.settled {
@@ -163,7 +184,62 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// One scope a request counts against: its name in the limiter, its label in errors
+/// (`the key 'web'`), and its limits.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub id: String,
+    pub label: String,
+    pub limits: Limits,
+}
+
+/// A request admitted under every scope it counts against.
+#[derive(Debug, Default)]
+pub struct Admissions(Vec<Admission>);
+
+impl Admissions {
+    pub fn settle(&mut self, actual_tokens: u64) {
+        self.0.iter_mut().for_each(|a| a.settle(actual_tokens));
+    }
+
+    /// The quota to tell the client: the scope closest to its request limit.
+    pub fn quota(&self) -> Option<Quota> {
+        self.0.iter().map(|a| a.quota).min_by_key(|q| (q.limit_requests.is_none(), q.remaining_requests))
+    }
+}
+
 impl Limiter {
+    /// Admits a request under every scope, or none: when one refuses, those already counted are
+    /// taken back, so a refused request costs no scope anything.
+    pub fn admit_all(&self, scopes: &[Scope], estimated_tokens: u64) -> Result<Admissions, GatewayError> {
+        let mut admitted = Vec::with_capacity(scopes.len());
+        for scope in scopes.iter().filter(|s| !s.limits.is_empty()) {
+            match self.admit(&scope.id, &scope.limits, estimated_tokens) {
+                Ok(a) => admitted.push(a),
+                Err(refused) => {
+                    admitted.into_iter().for_each(Admission::revoke);
+                    return Err(refused.error(&scope.label));
+                }
+            }
+        }
+        Ok(Admissions(admitted))
+    }
+
+    /// Forgets scopes idle for two minutes (nothing in flight, both windows empty by now), so
+    /// scopes named by clients (end users) cannot grow the map for ever.
+    pub fn sweep(&self) {
+        let now = now_ms();
+        let mut scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+        scopes.retain(|_, counts| {
+            let c = counts.lock().unwrap_or_else(PoisonError::into_inner);
+            c.in_flight > 0 || now / WINDOW_MS <= c.requests.minute.max(c.tokens.minute) + 1
+        });
+    }
+
+    pub fn scopes(&self) -> usize {
+        self.scopes.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
     /// Admits a request of `estimated_tokens` under `limits` for `scope`, or says which limit it
     /// exceeds and when to retry.
     pub fn admit(&self, scope: &str, limits: &Limits, estimated_tokens: u64) -> Result<Admission, Refused> {
@@ -228,7 +304,8 @@ pub struct Refused {
 }
 
 impl Refused {
-    /// The error the caller gets: 429 with `retry-after`, naming the scope and the limit.
+    /// The error the caller gets: 429 with `retry-after`, naming the scope (`the key 'web'`) and
+    /// the limit.
     pub fn error(&self, scope: &str) -> GatewayError {
         let (what, code) = match self.exceeded {
             Exceeded::Requests => (format!("{} requests per minute", self.limit), "rate_limit_exceeded"),
@@ -236,7 +313,7 @@ impl Refused {
                 let e = GatewayError::new(
                     ErrorKind::RateLimited,
                     format!(
-                        "This request needs more tokens than the {} tokens per minute the key '{scope}' may use.",
+                        "This request needs more tokens than the {} tokens per minute {scope} may use.",
                         self.limit
                     ),
                 )
@@ -249,7 +326,7 @@ impl Refused {
         let secs = self.retry_after.as_secs_f64().ceil().max(1.0) as u64;
         GatewayError::new(
             ErrorKind::RateLimited,
-            format!("Rate limit reached for the key '{scope}': {what}. Try again in {secs}s."),
+            format!("Rate limit reached for {scope}: {what}. Try again in {secs}s."),
         )
         .with_code(code)
         .with_retry_after(Duration::from_secs(secs))
@@ -260,7 +337,7 @@ impl Refused {
 mod tests {
     use super::*;
 
-    const T0: u64 = 1_800_000_000_000; // a minute boundary (divisible by 60,000)
+    const T0: u64 = 1_699_999_980_000; // a minute boundary in the past (divisible by 60,000)
 
     #[test]
     fn requests_per_minute_hold_and_slide() {
@@ -315,9 +392,38 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_in_one_scope_costs_the_others_nothing() {
+        let l = Limiter::default();
+        let scope = |id: &str, rpm| Scope {
+            id: id.into(),
+            label: id.into(),
+            limits: Limits { rpm: Some(rpm), ..Limits::default() },
+        };
+        let key = scope("key", 10);
+        let team = scope("team", 2);
+        assert!(l.admit_all(&[key.clone(), team.clone()], 0).is_ok());
+        assert!(l.admit_all(&[key.clone(), team.clone()], 0).is_ok());
+        let refused = l.admit_all(&[key.clone(), team.clone()], 0).err();
+        assert!(refused.is_some_and(|e| e.message.contains("team")), "the team's limit refuses");
+        // The key counted 2, not 3: the refused request was taken back.
+        let quota = l.admit_all(std::slice::from_ref(&key), 0).ok().and_then(|a| a.quota());
+        assert_eq!(quota.map(|q| q.remaining_requests), Some(7));
+    }
+
+    #[test]
+    fn idle_scopes_are_swept_and_busy_ones_kept() {
+        let l = Limiter::default();
+        let limits = Limits { concurrency: Some(5), ..Limits::default() };
+        let _busy = l.admit_at("busy", &limits, 0, T0);
+        drop(l.admit_at("idle", &limits, 0, T0));
+        l.sweep(); // now is long after T0: "idle" has no count left in any window
+        assert_eq!(l.scopes(), 1);
+    }
+
+    #[test]
     fn errors_name_the_limit_not_the_key_value() {
         let r = Refused { exceeded: Exceeded::Requests, limit: 600, retry_after: Duration::from_millis(11_200) };
-        let e = r.error("web-app");
+        let e = r.error("the key 'web-app'");
         assert_eq!(e.retry_after, Some(Duration::from_secs(12)));
         assert!(e.message.contains("600 requests per minute") && e.message.contains("'web-app'"), "{}", e.message);
     }

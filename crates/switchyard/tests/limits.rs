@@ -42,7 +42,7 @@ async fn requests_per_minute_count_down_then_refuse_with_retry_after() {
     assert_eq!(requests_to(&up).await, 4, "the refused request never reached the provider");
     let metrics = client().get(format!("{}/metrics", gw.url)).send().await.unwrap_or_else(|e| panic!("{e}"));
     let text = metrics.text().await.unwrap_or_default();
-    assert!(text.contains("switchyard_limit_rejections_total{limit=\"rpm\"} 1"), "{text}");
+    assert!(text.contains("switchyard_limit_rejections_total{code=\"rate_limit_exceeded\"} 1"), "{text}");
 }
 
 async fn requests_to(up: &Proc) -> u64 {
@@ -110,4 +110,66 @@ async fn a_zero_limit_is_a_config_error() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("a limit of 0"));
+}
+
+#[tokio::test]
+async fn team_user_model_and_key_model_limits_each_hold() {
+    let up = mock(&[]);
+    let cfg = simple_config(
+        &up,
+        r"  - name: capped
+    targets: [{ provider: up, model: mock-large }]
+    limits: { rpm: 2 }
+teams:
+  - { name: research, limits: { rpm: 3 } }
+keys:
+  - { name: a, key: sk-team-a-key, team: research, user_limits: { rpm: 1 } }
+  - { name: b, key: sk-team-b-key, team: research, model_limits: { embed: { rpm: 1 } } }
+  - { name: c, key: sk-loner-c-key }
+",
+    );
+    let (gw, _) = gateway(&cfg);
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let chat = |user: &str| json!({"model": "chat", "user": user, "messages": user_msg()});
+    let status = |resp: reqwest::Response| resp.status().as_u16();
+    // Per end user of key a: one request a minute each.
+    assert_eq!(status(post(&url, Some("sk-team-a-key"), &chat("ann")).await), 200);
+    let second = post(&url, Some("sk-team-a-key"), &chat("ann")).await;
+    assert_eq!(second.status(), 429);
+    assert!(json(second).await["error"]["message"].as_str().is_some_and(|m| m.contains("the user 'ann'")));
+    assert_eq!(status(post(&url, Some("sk-team-a-key"), &chat("bob")).await), 200, "another user");
+    // The team's 3 a minute are now used by key a (the refused request did not count) … and b.
+    assert_eq!(status(post(&url, Some("sk-team-b-key"), &chat("x")).await), 200);
+    let team = post(&url, Some("sk-team-b-key"), &chat("x")).await;
+    assert_eq!(team.status(), 429);
+    assert!(json(team).await["error"]["message"].as_str().is_some_and(|m| m.contains("the team 'research'")));
+    // A model's own limit holds over every key.
+    let capped = json!({"model": "capped", "messages": user_msg()});
+    assert_eq!(status(post(&url, Some("sk-loner-c-key"), &capped).await), 200);
+    assert_eq!(status(post(&url, Some(MASTER), &capped).await), 200);
+    let over = post(&url, Some("sk-loner-c-key"), &capped).await;
+    assert_eq!(over.status(), 429);
+    assert!(json(over).await["error"]["message"].as_str().is_some_and(|m| m.contains("the model 'capped'")));
+}
+
+#[tokio::test]
+async fn a_key_model_limit_applies_to_that_model_only() {
+    let up = mock(&[]);
+    let cfg = simple_config(&up, "keys:\n  - { name: b, key: sk-key-b-0001, model_limits: { embed: { rpm: 1 } } }\n");
+    let (gw, _) = gateway(&cfg);
+    let embed = json!({"model": "embed", "input": "hi"});
+    let url = format!("{}/v1/embeddings", gw.url);
+    assert_eq!(post(&url, Some("sk-key-b-0001"), &embed).await.status(), 200);
+    let over = post(&url, Some("sk-key-b-0001"), &embed).await;
+    assert_eq!(over.status(), 429);
+    assert!(json(over).await["error"]["message"].as_str().is_some_and(|m| m.contains("on the model 'embed'")));
+    let chat = format!("{}/v1/chat/completions", gw.url);
+    for _ in 0..3 {
+        let body = json!({"model": "chat", "messages": user_msg()});
+        assert_eq!(post(&chat, Some("sk-key-b-0001"), &body).await.status(), 200);
+    }
+}
+
+fn user_msg() -> serde_json::Value {
+    user("hi")
 }

@@ -100,8 +100,9 @@ pub struct TeamLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LimitLabels {
-    /// `rpm`, `tpm` or `concurrency`.
-    pub limit: &'static str,
+    /// The error code: `rate_limit_exceeded`, `concurrency_limit_exceeded` or
+    /// `tokens_exceed_limit`.
+    pub code: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -263,7 +264,7 @@ impl Metrics {
         let limit_rejections = Family::default();
         registry.register(
             "switchyard_limit_rejections",
-            "Requests refused by a key's rate limit, by the limit that refused them",
+            "Requests refused by a rate limit, by error code",
             limit_rejections.clone(),
         );
         let spans_exported = Counter::default();
@@ -389,8 +390,8 @@ impl Metrics {
         self.record_write_errors.inc();
     }
 
-    pub fn limit_rejection(&self, limit: &'static str) {
-        self.limit_rejections.get_or_create(&LimitLabels { limit }).inc();
+    pub fn limit_rejection(&self, code: &str) {
+        self.limit_rejections.get_or_create(&LimitLabels { code: code.to_string() }).inc();
     }
 
     pub fn record_bodies_dropped(&self) {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, HeaderValue};
 use prometheus_client::metrics::gauge::Gauge;
-use switchyard_policy::{Admission, Principal};
+use switchyard_policy::{Admissions, Principal};
 use switchyard_router::{Execution, Outcome, Price};
 use switchyard_telemetry::{Metrics, ModelLabels, RecordSink, RequestLabels};
 use switchyard_types::{AttemptEntry, CaptureMode, ChatResponse, GatewayError, RequestRecord, Usage};
@@ -58,8 +58,8 @@ pub struct Observed {
     default_capture: CaptureMode,
     max_body: usize,
     body_read: Duration,
-    /// The request's place under its key's rate limits, held until it ends.
-    admission: Option<Admission>,
+    /// The request's place under its rate limits, held until it ends.
+    admission: Option<Admissions>,
     record: RequestRecord,
 }
 
@@ -113,14 +113,14 @@ impl Observed {
         self.record.capture = principal.capture.unwrap_or(self.default_capture);
     }
 
-    pub fn admitted(&mut self, admission: Admission) {
-        self.admission = Some(admission);
+    pub fn admitted(&mut self, admissions: Admissions) {
+        self.admission = Some(admissions);
     }
 
     /// OpenAI's `x-ratelimit-*` headers, for a key with limits.
     pub fn quota_headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
-        let Some(q) = self.admission.as_ref().map(|a| a.quota) else { return h };
+        let Some(q) = self.admission.as_ref().and_then(Admissions::quota) else { return h };
         let secs = |d: Duration| HeaderValue::from_str(&format!("{}s", d.as_secs_f64().ceil() as u64));
         if let Some(limit) = q.limit_requests {
             h.insert("x-ratelimit-limit-requests", HeaderValue::from(limit));

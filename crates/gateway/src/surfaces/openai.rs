@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
-use switchyard_policy::authorize_model;
+use switchyard_policy::{Limits, Principal, Scope, authorize_model};
 use switchyard_protocols::{openai, sse};
 use switchyard_providers::{ChatOutcome, EventStream, StreamItem};
 use switchyard_router::{
@@ -119,13 +119,14 @@ async fn admit<R: Routable>(
         authorize_model(&principal, alt)?;
     }
     let demand = req.demand();
-    if !principal.limits.is_empty() {
+    let scopes = limit_scopes(rt, &principal, req.model(), meta.user.as_deref());
+    if !scopes.is_empty() {
         let estimate = demand.input_tokens.saturating_add(demand.max_tokens.unwrap_or(0));
-        match state.limiter.admit(&principal.name, &principal.limits, estimate) {
-            Ok(admission) => observed.admitted(admission),
+        match state.limiter.admit_all(&scopes, estimate) {
+            Ok(admissions) => observed.admitted(admissions),
             Err(refused) => {
-                state.metrics.limit_rejection(refused.exceeded.as_str());
-                return Err(refused.error(&principal.name));
+                state.metrics.limit_rejection(refused.code.as_deref().unwrap_or("rate_limit_exceeded"));
+                return Err(refused);
             }
         }
     }
@@ -143,6 +144,32 @@ async fn admit<R: Routable>(
     let caller = Caller { key: &principal.name, user: meta.user.as_deref(), session: meta.session.as_deref(), headers };
     let plan = rt.catalogue.plan(model, &alternatives, demand, &caller)?;
     Ok(Admitted { raw, req, plan })
+}
+
+/// The rate-limit scopes a request counts against, the ones with limits only: its key, its
+/// team, its end user under the key, its model, and its key on that model.
+fn limit_scopes(rt: &Runtime, p: &Principal, model: &str, user: Option<&str>) -> Vec<Scope> {
+    let mut scopes = Vec::new();
+    let mut add = |id: String, label: String, limits: Limits| {
+        if !limits.is_empty() {
+            scopes.push(Scope { id, label, limits });
+        }
+    };
+    let l = &p.limits;
+    add(format!("key:{}", p.name), format!("the key '{}'", p.name), l.key);
+    if let Some(team) = &p.team {
+        add(format!("team:{team}"), format!("the team '{team}'"), l.team);
+    }
+    if let Some(user) = user {
+        add(format!("user:{}:{user}", p.name), format!("the user '{user}' of the key '{}'", p.name), l.per_user);
+    }
+    if let Some(limits) = rt.model_limits.get(model) {
+        add(format!("model:{model}"), format!("the model '{model}'"), *limits);
+    }
+    if let Some(limits) = l.per_model.get(model) {
+        add(format!("key-model:{}:{model}", p.name), format!("the key '{}' on the model '{model}'", p.name), *limits);
+    }
+    scopes
 }
 
 /// Admission with its observation: the request's `Observed` and what passed, or the error
