@@ -20,6 +20,9 @@ pub struct ConfigFile {
     /// Shared counters when several instances run (`redis://…`).
     #[serde(default)]
     pub redis: Option<String>,
+    /// While Redis is unreachable: `local` (count per instance; the default) or `reject`.
+    #[serde(default)]
+    pub redis_outage: Option<RedisOutage>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderSpec>,
     #[serde(default)]
@@ -38,6 +41,13 @@ pub struct ConfigFile {
     /// OpenTelemetry trace export; off unless set.
     #[serde(default)]
     pub tracing: Option<TracingConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisOutage {
+    Local,
+    Reject,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -23,7 +23,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
-use switchyard_policy::Limiter;
+use switchyard_policy::{Limiter, OnRedisOutage, SharedLimiter};
 use switchyard_providers::UpstreamClient;
 use switchyard_store::Store;
 use switchyard_telemetry::{Metrics, RecordSink};
@@ -46,6 +46,8 @@ pub struct AppState {
     pub store: Option<Store>,
     /// Rate-limit counts, kept across reloads.
     pub limiter: Arc<Limiter>,
+    /// The counts shared with other instances through Redis, when `redis:` is set.
+    pub shared_limits: Option<Arc<SharedLimiter>>,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
             metrics,
             store: None,
             limiter: Arc::default(),
+            shared_limits: None,
         }
     }
 }
@@ -177,6 +180,14 @@ pub async fn run(opts: ServeOptions) -> Result<(), StartError> {
     let grace = server.shutdown_grace.map_or(Duration::from_secs(30), |s| s.0);
     let client = UpstreamClient::new(connect).map_err(|e| StartError::Client(e.message))?;
     let mut state = AppState::new(runtime, client);
+    if let Some(url) = file.as_ref().and_then(|c| c.redis.as_deref()) {
+        let counters = switchyard_store::SharedCounters::connect(url, Duration::from_millis(500))?;
+        let on_outage = match file.as_ref().and_then(|c| c.redis_outage) {
+            Some(config::RedisOutage::Reject) => OnRedisOutage::Reject,
+            _ => OnRedisOutage::Local,
+        };
+        state.shared_limits = Some(Arc::new(SharedLimiter::new(counters, state.limiter.clone(), on_outage)));
+    }
     let (storage, logging, tracing_cfg) = match &file {
         Some(c) => (c.storage.clone(), c.logging.clone(), c.tracing.clone()),
         None => (None, config::LoggingConfig::default(), None),

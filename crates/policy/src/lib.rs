@@ -4,6 +4,7 @@
 //! presents, so a memory dump or a debug print never shows one.
 
 mod limits;
+mod shared;
 
 use std::collections::HashMap;
 
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
 
 pub use limits::{Admission, Admissions, Exceeded, KeyLimits, Limiter, Limits, Quota, Refused, Scope};
+pub use shared::{OnRedisOutage, SharedAdmission, SharedLimiter};
 
 /// The caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

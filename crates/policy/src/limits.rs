@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchyard_types::{ErrorKind, GatewayError};
 
-const WINDOW_MS: u64 = 60_000;
+pub(crate) const WINDOW_MS: u64 = 60_000;
 
 /// What one scope may do. Absent fields are unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,11 +47,11 @@ pub struct KeyLimits {
 
 /// A count over sliding minutes.
 #[derive(Debug, Default)]
-struct Window {
+pub(crate) struct Window {
     /// The minute (since the epoch) `current` counts.
-    minute: u64,
-    current: u64,
-    previous: u64,
+    pub(crate) minute: u64,
+    pub(crate) current: u64,
+    pub(crate) previous: u64,
 }
 
 impl Window {
@@ -72,7 +72,7 @@ impl Window {
     }
 
     /// How long until `extra` more fit under `limit` (with `extra ≤ limit`).
-    fn wait_for(&self, now_ms: u64, extra: u64, limit: u64) -> Duration {
+    pub(crate) fn wait_for(&self, now_ms: u64, extra: u64, limit: u64) -> Duration {
         let window = WINDOW_MS as f64;
         let into = (now_ms % WINDOW_MS) as f64;
         let room = limit.saturating_sub(extra) as f64;
@@ -180,7 +180,7 @@ impl Drop for Admission {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -193,18 +193,35 @@ pub struct Scope {
     pub limits: Limits,
 }
 
-/// A request admitted under every scope it counts against.
-#[derive(Debug, Default)]
-pub struct Admissions(Vec<Admission>);
+/// A request admitted under every scope it counts against, in this process or in Redis.
+#[derive(Debug)]
+pub enum Admissions {
+    Local(Vec<Admission>),
+    Shared(crate::shared::SharedAdmission),
+}
+
+impl Default for Admissions {
+    fn default() -> Self {
+        Admissions::Local(Vec::new())
+    }
+}
 
 impl Admissions {
     pub fn settle(&mut self, actual_tokens: u64) {
-        self.0.iter_mut().for_each(|a| a.settle(actual_tokens));
+        match self {
+            Admissions::Local(all) => all.iter_mut().for_each(|a| a.settle(actual_tokens)),
+            Admissions::Shared(a) => a.settle(actual_tokens),
+        }
     }
 
     /// The quota to tell the client: the scope closest to its request limit.
     pub fn quota(&self) -> Option<Quota> {
-        self.0.iter().map(|a| a.quota).min_by_key(|q| (q.limit_requests.is_none(), q.remaining_requests))
+        match self {
+            Admissions::Local(all) => {
+                all.iter().map(|a| a.quota).min_by_key(|q| (q.limit_requests.is_none(), q.remaining_requests))
+            }
+            Admissions::Shared(a) => Some(a.quota),
+        }
     }
 }
 
@@ -222,7 +239,7 @@ impl Limiter {
                 }
             }
         }
-        Ok(Admissions(admitted))
+        Ok(Admissions::Local(admitted))
     }
 
     /// Forgets scopes idle for two minutes (nothing in flight, both windows empty by now), so

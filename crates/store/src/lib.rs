@@ -6,6 +6,7 @@
 //! place. Nothing here is called on the request path; the telemetry writer and the admin API
 //! are its callers.
 
+mod counters;
 mod migrate;
 mod requests;
 mod sql;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use counters::{ScopeLimits, SharedCounters, Verdict};
 pub use requests::{Bucket, LogPage, LogQuery, Percentiles, StatusFilter, UsageQuery, UsageRow};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,8 @@ pub enum StoreError {
     Invalid(&'static str, String),
     #[error("the store did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("redis: {0}")]
+    Redis(redis::RedisError),
 }
 
 impl StoreError {

@@ -173,3 +173,173 @@ async fn a_key_model_limit_applies_to_that_model_only() {
 fn user_msg() -> serde_json::Value {
     user("hi")
 }
+
+// ---------------------------------------------------------------------------------------------
+// Shared mode: several instances, one Redis (127.0.0.1:6379, which must be running)
+// ---------------------------------------------------------------------------------------------
+
+/// A key name no other test (or earlier run) shares, since its counts live in Redis.
+fn unique(name: &str) -> String {
+    format!("{name}-{}-{}", std::process::id(), fastrand::u32(..))
+}
+
+fn shared(up: &Proc, redis: &str, key: &str, limits: &str, extra: &str) -> String {
+    simple_config(up, &format!("keys:\n  - {{ name: {key}, key: sk-{key}, limits: {limits} }}\n")).replacen(
+        "providers:\n",
+        &format!("redis: \"{redis}\"\n{extra}providers:\n"),
+        1,
+    )
+}
+
+async fn ready(gw: &Proc) -> serde_json::Value {
+    json(client().get(format!("{}/health/ready", gw.url)).send().await.unwrap_or_else(|e| panic!("{e}"))).await
+}
+
+#[tokio::test]
+async fn three_instances_share_one_requests_per_minute_limit() {
+    let up = mock(&[]);
+    let key = unique("shared-rpm");
+    let cfg = shared(&up, "redis://127.0.0.1:6379", &key, "{ rpm: 30 }", "");
+    let gateways: Vec<Proc> = (0..3).map(|_| gateway(&cfg).0).collect();
+    for gw in &gateways {
+        assert_eq!(ready(gw).await["limits"], "shared", "Redis must run on 127.0.0.1:6379 for this test");
+    }
+    let mut calls = Vec::new();
+    for i in 0..90 {
+        let url = format!("{}/v1/chat/completions", gateways[i % 3].url);
+        let secret = format!("sk-{key}");
+        calls.push(tokio::spawn(async move {
+            post(&url, Some(&secret), &json!({"model": "chat", "messages": user("hi")})).await.status().as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for c in calls {
+        match c.await.unwrap_or(0) {
+            200 => ok += 1,
+            429 => {}
+            other => panic!("status {other}"),
+        }
+    }
+    // One global limit, not 30 per instance (which would let all 90 through).
+    assert!((27..=33).contains(&ok), "{ok} of 90 passed a shared limit of 30");
+}
+
+#[tokio::test]
+async fn concurrency_is_shared_and_slots_come_back() {
+    let up = mock(&["--words", "30", "--chunk-delay-ms", "20"]);
+    let key = unique("shared-conc");
+    let cfg = shared(&up, "redis://127.0.0.1:6379", &key, "{ concurrency: 2 }", "");
+    let (a, _) = gateway(&cfg);
+    let (b, _) = gateway(&cfg);
+    let secret = format!("sk-{key}");
+    let stream = json!({"model": "chat", "stream": true, "messages": user("long")});
+    let s1 = post(&format!("{}/v1/chat/completions", a.url), Some(&secret), &stream).await;
+    let s2 = post(&format!("{}/v1/chat/completions", b.url), Some(&secret), &stream).await;
+    assert_eq!((s1.status().as_u16(), s2.status().as_u16()), (200, 200));
+    let third = post(
+        &format!("{}/v1/chat/completions", a.url),
+        Some(&secret),
+        &json!({"model": "chat", "messages": user("x")}),
+    )
+    .await;
+    assert_eq!(third.status(), 429, "two streams hold both slots, across instances");
+    let _ = (sse_data(s1).await, sse_data(s2).await);
+    let mut status = 0;
+    for _ in 0..50 {
+        let r = post(
+            &format!("{}/v1/chat/completions", b.url),
+            Some(&secret),
+            &json!({"model": "chat", "messages": user("x")}),
+        )
+        .await;
+        status = r.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200, "the slots were released when the streams ended");
+}
+
+#[tokio::test]
+async fn without_redis_limits_fall_back_per_instance_or_reject() {
+    let up = mock(&[]);
+    // Nothing listens on port 1: every Redis call fails at once.
+    let key = unique("no-redis");
+    let (gw, _) = gateway(&shared(&up, "redis://127.0.0.1:1", &key, "{ rpm: 2 }", ""));
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let body = json!({"model": "chat", "messages": user("hi")});
+    let secret = format!("sk-{key}");
+    let statuses: Vec<u16> = futures_util::future::join_all(
+        (0..3).map(|_| async { post(&url, Some(&secret), &body).await.status().as_u16() }),
+    )
+    .await;
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [200, 200, 429], "the local limit holds while Redis is away");
+    let health = ready(&gw).await;
+    assert_eq!((health["status"].as_str(), health["limits"].as_str()), (Some("degraded"), Some("redis-unreachable")));
+    // Requests without limits are not affected at all.
+    assert_eq!(post(&url, Some(MASTER), &body).await.status(), 200);
+
+    let key = unique("no-redis-strict");
+    let (strict, _) = gateway(&shared(&up, "redis://127.0.0.1:1", &key, "{ rpm: 2 }", "redis_outage: reject\n"));
+    let resp = post(&format!("{}/v1/chat/completions", strict.url), Some(&format!("sk-{key}")), &body).await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(json(resp).await["error"]["code"], "limits_unavailable");
+}
+
+/// A TCP proxy to Redis that refuses connections (and drops open ones) while `up` is false.
+async fn redis_proxy(up: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    use std::sync::atomic::Ordering;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            if !up.load(Ordering::SeqCst) {
+                continue;
+            }
+            let up = up.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect("127.0.0.1:6379").await else { return };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    () = async { while up.load(Ordering::SeqCst) { tokio::time::sleep(Duration::from_millis(20)).await } } => {}
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn limits_are_shared_again_once_redis_returns() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let up = mock(&[]);
+    let reachable = std::sync::Arc::new(AtomicBool::new(true));
+    let port = redis_proxy(reachable.clone()).await;
+    let key = unique("recovers");
+    let (gw, _) = gateway(&shared(&up, &format!("redis://127.0.0.1:{port}"), &key, "{ rpm: 1000 }", ""));
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let body = json!({"model": "chat", "messages": user("hi")});
+    let secret = format!("sk-{key}");
+    assert_eq!(post(&url, Some(&secret), &body).await.status(), 200);
+    assert_eq!(ready(&gw).await["limits"], "shared");
+    reachable.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(post(&url, Some(&secret), &body).await.status(), 200, "served through the outage");
+    assert_eq!(ready(&gw).await["limits"], "redis-unreachable");
+    reachable.store(true, Ordering::SeqCst);
+    // After its pause (5 s) the gateway asks Redis again, and the next request finds it.
+    let mut shared_again = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(post(&url, Some(&secret), &body).await.status(), 200);
+        if ready(&gw).await["limits"] == "shared" {
+            shared_again = true;
+            break;
+        }
+    }
+    assert!(shared_again, "the gateway did not go back to Redis");
+}

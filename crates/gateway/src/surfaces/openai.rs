@@ -122,7 +122,11 @@ async fn admit<R: Routable>(
     let scopes = limit_scopes(rt, &principal, req.model(), meta.user.as_deref());
     if !scopes.is_empty() {
         let estimate = demand.input_tokens.saturating_add(demand.max_tokens.unwrap_or(0));
-        match state.limiter.admit_all(&scopes, estimate) {
+        let admitted = match &state.shared_limits {
+            Some(shared) => shared.admit_all(&scopes, estimate).await,
+            None => state.limiter.admit_all(&scopes, estimate),
+        };
+        match admitted {
             Ok(admissions) => observed.admitted(admissions),
             Err(refused) => {
                 state.metrics.limit_rejection(refused.code.as_deref().unwrap_or("rate_limit_exceeded"));
