@@ -197,7 +197,7 @@ pub struct Scope {
 #[derive(Debug)]
 pub enum Admissions {
     Local(Vec<Admission>),
-    Shared(crate::shared::SharedAdmission),
+    Shared(Box<crate::shared::SharedAdmission>),
 }
 
 impl Default for Admissions {

@@ -130,7 +130,7 @@ impl SharedLimiter {
                     tracing::info!("redis is back: rate limits are shared again");
                 }
                 let limit_requests = scopes.iter().filter_map(|s| s.limits.rpm).min();
-                Ok(Admissions::Shared(SharedAdmission {
+                Ok(Admissions::Shared(Box::new(SharedAdmission {
                     counters: self.counters.clone(),
                     scopes: args.iter().map(|a| a.id.clone()).collect(),
                     slot_scopes: args.iter().filter(|a| a.concurrency > 0).map(|a| a.id.clone()).collect(),
@@ -144,7 +144,7 @@ impl SharedLimiter {
                         reset_requests: Duration::from_millis(WINDOW_MS - now % WINDOW_MS),
                         ..Quota::default()
                     },
-                }))
+                })))
             }
             Ok(Ok(Verdict::Refused { index, limit, requests, tokens: counted })) => {
                 let scope = scopes.get(index).copied().unwrap_or(scopes[0]);
