@@ -29,8 +29,11 @@ def user(text: str) -> list[dict[str, Any]]:
 
 
 def usage_dict(usage: Any) -> dict[str, Any]:
+    """The provider's usage fields: the gateway adds `cost` for priced models, checked on its own."""
     assert usage is not None, "no usage reported"
-    return usage.model_dump(exclude_none=True)
+    fields = usage.model_dump(exclude_none=True)
+    fields.pop("cost", None)
+    return fields
 
 
 # --------------------------------------------------------------------------------------------
@@ -661,6 +664,13 @@ def test_sdk_calls_leave_records_with_their_usage_cost_and_bodies(client: openai
         assert record["provider"] == "up" and record["upstream_model"] == UPSTREAM_CHAT
         assert record["key"] == "master"
         assert "log this" in record["request_body"]
+    # The cost reaches the client too: a header and `usage.cost` on the plain call, `usage.cost`
+    # on the stream's usage chunk, equal to what the log recorded.
+    plain_record = _record(gateway_url, plain_id)
+    assert plain_record is not None
+    assert math.isclose(float(raw.headers["x-switchyard-cost-usd"]), plain_record["cost"]["total"], rel_tol=1e-6)
+    assert math.isclose(getattr(plain.usage, "cost"), plain_record["cost"]["total"], rel_tol=1e-9)
+    assert math.isclose(getattr(streamed_usage, "cost"), _record(gateway_url, stream_id)["cost"]["total"], rel_tol=1e-9)
     # The stream's record keeps the whole answer the SDK reassembled.
     stream_record = _record(gateway_url, stream_id)
     assert stream_record is not None

@@ -16,7 +16,7 @@ use switchyard_policy::{Limits, Principal, Scope, authorize_model};
 use switchyard_protocols::{openai, sse};
 use switchyard_providers::{ChatOutcome, EventStream, StreamItem};
 use switchyard_router::{
-    Attempt, Caller, Demand, Execution, InFlight, ModelRoute, Plan, RequestView, Target, apply_rules, execute,
+    Attempt, Caller, Demand, Execution, InFlight, ModelRoute, Plan, Price, RequestView, Target, apply_rules, execute,
     execute_avoiding,
 };
 use switchyard_types::{
@@ -313,13 +313,18 @@ pub async fn chat_completions(
     let capture = observed.captures_bodies();
     let resp = match outcome {
         ChatOutcome::Complete { response, body } => {
-            let body = if passthrough { body } else { openai::encode_chat_response(&response) };
+            let mut body = if passthrough { body } else { openai::encode_chat_response(&response) };
+            let cost = target.price.zip(response.usage).map(|(p, u)| p.cost(&u).total);
+            if let Some(usd) = cost {
+                add_cost(&mut body, usd);
+                cost_header(&mut routed, usd);
+            }
             let (resp, answer) = json_answer(&body, Answer::of_chat(&response), capture);
             observed.finish_ok(response.usage.as_ref(), answer);
             resp
         }
         ChatOutcome::Stream(events) => {
-            let relay = Relay::new(passthrough, req.stream_usage, capture);
+            let relay = Relay::new(passthrough, req.stream_usage, capture, target.price);
             let recovery = (route.recover_streams && continuable(&req)).then(|| Recovery {
                 state: state.clone(),
                 req,
@@ -450,6 +455,7 @@ fn sse_body(
                             continue_stream(&mut p.recovery, &p.target, &p.relay.text_sent, p.observed.as_mut()).await
                     {
                         p.current = next;
+                        p.relay.price = target.price;
                         p.target = target;
                         p.relay.passthrough = false;
                         continue;
@@ -518,11 +524,14 @@ struct Relay {
     response_model: Option<String>,
     bytes_sent: u64,
     transcript: Option<StreamAssembler>,
+    /// The streaming target's price: the usage chunk gets `usage.cost`.
+    price: Option<Price>,
 }
 
 impl Relay {
-    fn new(passthrough: bool, include_usage: bool, capture: bool) -> Relay {
+    fn new(passthrough: bool, include_usage: bool, capture: bool, price: Option<Price>) -> Relay {
         Relay {
+            price,
             finish_reasons: Vec::new(),
             response_model: None,
             bytes_sent: 0,
@@ -597,7 +606,8 @@ impl Relay {
                     self.ended = true;
                     out.push(sse::encode(None, "[DONE]"));
                 } else if self.include_usage || !is_usage_only(&item.events) {
-                    out.push(sse::encode(None, &raw));
+                    let priced = self.priced_usage(&item.events).and_then(|cost| with_cost(&raw, cost));
+                    out.push(sse::encode(None, priced.as_deref().unwrap_or(&raw)));
                 }
             }
             _ => {
@@ -608,7 +618,10 @@ impl Relay {
                         }
                         self.role_sent = true;
                     }
-                    if let Some(chunk) = self.encoder.encode(ev) {
+                    if let Some(mut chunk) = self.encoder.encode(ev) {
+                        if let (StreamEvent::Usage(u), Some(price)) = (ev, self.price) {
+                            add_cost(&mut chunk, price.cost(u).total);
+                        }
                         out.push(sse::encode(None, &chunk.to_string()));
                     }
                 }
@@ -616,6 +629,38 @@ impl Relay {
         }
         self.bytes_sent += out.iter().map(|f| f.len() as u64).sum::<u64>();
         out
+    }
+}
+
+impl Relay {
+    /// The cost of the usage in these events, when the target is priced.
+    fn priced_usage(&self, events: &[StreamEvent]) -> Option<f64> {
+        let price = self.price?;
+        events.iter().find_map(|e| match e {
+            StreamEvent::Usage(u) => Some(price.cost(u).total),
+            _ => None,
+        })
+    }
+}
+
+/// The answer's cost in dollars as `usage.cost` (OpenRouter's field; SDKs keep unknown fields).
+fn add_cost(body: &mut Value, usd: f64) {
+    if let Some(usage) = body.get_mut("usage").and_then(Value::as_object_mut) {
+        usage.insert("cost".into(), serde_json::json!(usd));
+    }
+}
+
+/// A passthrough chunk with `usage.cost` added, or `None` to send it unchanged.
+fn with_cost(raw: &str, usd: f64) -> Option<String> {
+    let mut chunk: Value = serde_json::from_str(raw).ok()?;
+    add_cost(&mut chunk, usd);
+    Some(chunk.to_string())
+}
+
+/// `x-switchyard-cost-usd` for a whole answer from a priced target.
+fn cost_header(headers: &mut HeaderMap, usd: f64) {
+    if let Ok(v) = HeaderValue::from_str(&format!("{usd:.9}")) {
+        headers.insert("x-switchyard-cost-usd", v);
     }
 }
 
@@ -660,7 +705,12 @@ pub async fn embeddings(
         }
     };
     let passthrough = target.provider.protocol() == Protocol::OpenAi;
-    let body = if passthrough { body } else { openai::encode_embedding_response(&response) };
+    let mut body = if passthrough { body } else { openai::encode_embedding_response(&response) };
+    if let Some(price) = target.price {
+        let usd = price.cost(&response.usage).total;
+        add_cost(&mut body, usd);
+        cost_header(&mut routed, usd);
+    }
     let answer = Answer { response_model: Some(response.model.clone()).filter(|m| !m.is_empty()), ..Answer::default() };
     let (resp, answer) = json_answer(&body, answer, observed.captures_bodies());
     observed.finish_ok(Some(&response.usage), answer);
@@ -694,18 +744,18 @@ mod tests {
 
     #[test]
     fn only_unfinished_free_text_is_continuable() {
-        let mut relay = Relay::new(false, false, false);
+        let mut relay = Relay::new(false, false, false, None);
         relay.frames(item(vec![StreamEvent::Text { choice: 0, text: "Hello".into() }]));
         assert!(relay.continuable());
         assert_eq!(relay.text_sent, "Hello");
         relay.frames(item(vec![StreamEvent::Finish { choice: 0, reason: FinishReason::Stop }]));
         assert!(!relay.continuable(), "a finished answer is not continued");
 
-        let mut relay = Relay::new(false, false, false);
+        let mut relay = Relay::new(false, false, false, None);
         relay.frames(item(vec![StreamEvent::Reasoning { choice: 0, text: "hmm".into(), signature: None }]));
         assert!(!relay.continuable(), "reasoning would be sent again");
 
-        let mut relay = Relay::new(false, false, false);
+        let mut relay = Relay::new(false, false, false, None);
         relay.frames(item(vec![StreamEvent::ToolCall {
             choice: 0,
             index: 0,
@@ -718,7 +768,7 @@ mod tests {
 
     #[test]
     fn usage_and_errors_are_kept_for_metrics() {
-        let mut relay = Relay::new(false, true, false);
+        let mut relay = Relay::new(false, true, false, None);
         relay.frames(item(vec![StreamEvent::Usage(Usage { input_tokens: 3, output_tokens: 4, ..Default::default() })]));
         assert_eq!(relay.usage.map(|u| u.total_tokens()), Some(7));
         let frames = relay.frames(item(vec![StreamEvent::Error(GatewayError::upstream(502, "boom"))]));
