@@ -23,7 +23,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
-use switchyard_policy::{Limiter, OnRedisOutage, SharedLimiter};
+use switchyard_policy::{KeyRing, Limiter, OnRedisOutage, SharedLimiter};
 use switchyard_providers::UpstreamClient;
 use switchyard_store::Store;
 use switchyard_telemetry::{Metrics, RecordSink};
@@ -48,6 +48,8 @@ pub struct AppState {
     pub limiter: Arc<Limiter>,
     /// The counts shared with other instances through Redis, when `redis:` is set.
     pub shared_limits: Option<Arc<SharedLimiter>>,
+    /// Keys made through the admin API, loaded from the store and refreshed every few seconds.
+    pub store_keys: Arc<ArcSwap<KeyRing>>,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
             store: None,
             limiter: Arc::default(),
             shared_limits: None,
+            store_keys: Arc::new(ArcSwap::from_pointee(KeyRing::default())),
         }
     }
 }
@@ -83,6 +86,13 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/logs", get(surfaces::logs::list))
         .route("/admin/logs/{id}", get(surfaces::logs::one))
         .route("/admin/usage", get(surfaces::logs::usage))
+        .route("/admin/keys", get(surfaces::keys::list).post(surfaces::keys::create))
+        .route(
+            "/admin/keys/{id}",
+            get(surfaces::keys::one).patch(surfaces::keys::update).delete(surfaces::keys::revoke),
+        )
+        .route("/admin/keys/{id}/rotate", post(surfaces::keys::rotate))
+        .route("/admin/audit", get(surfaces::keys::audit))
         .route("/admin/models/{model}/targets/{index}/{action}", post(surfaces::admin::drain))
         .fallback(surfaces::ops::not_found)
         .layer(axum::middleware::from_fn(request_id))

@@ -51,7 +51,8 @@ pub async fn start(
     state.records = sink;
     state.store = store.clone();
     if let Some(store) = store {
-        tokio::spawn(retention(state.runtime.clone(), store));
+        tokio::spawn(retention(state.runtime.clone(), store.clone()));
+        tokio::spawn(crate::surfaces::keys::refresh_loop(state.clone(), store));
     }
     Ok(writer)
 }

@@ -41,6 +41,13 @@ impl Default for LogPolicy {
     }
 }
 
+/// What a team brings to its keys.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TeamPolicy {
+    pub limits: Limits,
+    pub capture: Option<CaptureMode>,
+}
+
 pub struct Runtime {
     pub catalogue: Catalogue,
     pub rules: Vec<Rule>,
@@ -50,6 +57,8 @@ pub struct Runtime {
     pub logging: LogPolicy,
     /// Limits on a model over every key, by public model name.
     pub model_limits: HashMap<String, Limits>,
+    /// The teams of the config, for keys made through the admin API.
+    pub teams: HashMap<String, TeamPolicy>,
     /// Where this config came from, for logs and `/health/ready`.
     pub source: String,
     /// Things worth telling the operator that do not stop the gateway.
@@ -91,6 +100,15 @@ impl Runtime {
             }
         }
         let keys = build_keys(cfg, &mut errors);
+        let teams = cfg
+            .teams
+            .iter()
+            .map(|t| {
+                let limits =
+                    t.limits.as_ref().and_then(|l| l.limits(&format!("team '{}'", t.name)).ok()).unwrap_or_default();
+                (t.name.clone(), TeamPolicy { limits, capture: t.capture })
+            })
+            .collect();
         let mut model_limits = HashMap::new();
         for m in &cfg.models {
             match m.limits.as_ref().map(|l| l.limits(&format!("model '{}'", m.name))) {
@@ -112,6 +130,7 @@ impl Runtime {
             max_body_bytes: cfg.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
             client_timeout: cfg.server.client_timeout.map_or(DEFAULT_CLIENT_TIMEOUT, |s| s.0),
             model_limits,
+            teams,
             logging: LogPolicy {
                 capture: cfg.logging.capture.unwrap_or_default(),
                 max_body_bytes: cfg.logging.max_body_bytes.unwrap_or(DEFAULT_CAPTURED_BODY),
@@ -171,6 +190,7 @@ impl Runtime {
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
             logging: LogPolicy::default(),
             model_limits: HashMap::new(),
+            teams: HashMap::new(),
             source: "environment".into(),
             warnings,
         }

@@ -27,11 +27,21 @@ pub struct Principal {
     pub capture: Option<CaptureMode>,
     /// The rate limits its requests count against.
     pub limits: KeyLimits,
+    /// When the key stops working (microseconds since the epoch), for keys that expire.
+    pub expires_at_us: Option<i64>,
 }
 
 impl Principal {
     pub fn new(name: impl Into<String>, models: ModelAllowList) -> Principal {
-        Principal { name: name.into(), models, admin: false, team: None, capture: None, limits: KeyLimits::default() }
+        Principal {
+            name: name.into(),
+            models,
+            admin: false,
+            team: None,
+            capture: None,
+            limits: KeyLimits::default(),
+            expires_at_us: None,
+        }
     }
 
     pub fn anonymous() -> Principal {
@@ -106,28 +116,56 @@ impl KeyRing {
         self.keys.insert(digest(raw_key), principal).is_none()
     }
 
+    /// Adds a key known only by its digest (a key from the store).
+    pub fn insert_digest(&mut self, digest: KeyDigest, principal: Principal) {
+        self.keys.insert(digest, principal);
+    }
+
     /// No key at all: the gateway is open (allowed only on loopback).
     pub fn is_open(&self) -> bool {
         self.keys.is_empty()
     }
 
+    pub fn get(&self, digest: &KeyDigest) -> Option<&Principal> {
+        self.keys.get(digest)
+    }
+
+    pub fn has_name(&self, name: &str) -> bool {
+        self.keys.values().any(|p| p.name == name)
+    }
+
     /// Who presents this credential.
     pub fn authenticate(&self, presented: Option<&str>) -> Result<Principal, GatewayError> {
-        if self.is_open() {
-            return Ok(Principal::anonymous());
-        }
-        let Some(key) = presented.filter(|k| !k.is_empty()) else {
-            return Err(GatewayError::new(
-                ErrorKind::Authentication,
-                "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY'.",
-            )
-            .with_code("missing_api_key"));
-        };
-        self.keys.get(&digest(key)).cloned().ok_or_else(|| {
-            GatewayError::new(ErrorKind::Authentication, "Incorrect API key provided.").with_code("invalid_api_key")
-        })
+        authenticate(&[self], presented, 0)
     }
 }
+
+/// Who presents this credential, looked up in each ring in turn (the config's keys, then the
+/// store's). With no key anywhere the gateway is open. `now_us` checks expiry.
+pub fn authenticate(rings: &[&KeyRing], presented: Option<&str>, now_us: i64) -> Result<Principal, GatewayError> {
+    if rings.iter().all(|r| r.is_open()) {
+        return Ok(Principal::anonymous());
+    }
+    let Some(key) = presented.filter(|k| !k.is_empty()) else {
+        return Err(GatewayError::new(
+            ErrorKind::Authentication,
+            "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY'.",
+        )
+        .with_code("missing_api_key"));
+    };
+    let d = digest(key);
+    let invalid =
+        || GatewayError::new(ErrorKind::Authentication, "Incorrect API key provided.").with_code("invalid_api_key");
+    let p = rings.iter().find_map(|r| r.get(&d)).ok_or_else(invalid)?;
+    if p.expires_at_us.is_some_and(|at| at <= now_us) {
+        return Err(
+            GatewayError::new(ErrorKind::Authentication, "This API key has expired.").with_code("expired_api_key")
+        );
+    }
+    Ok(p.clone())
+}
+
+impl KeyRing {}
 
 /// Checks that a principal may use the admin API.
 pub fn authorize_admin(principal: &Principal) -> Result<(), GatewayError> {

@@ -11,8 +11,14 @@ use sqlx::{AssertSqlSafe, SqlSafeStr};
 
 use crate::{Store, StoreError};
 
-const SQLITE: &[(i64, &str, &str)] = &[(1, "requests", include_str!("../migrations/sqlite/0001_requests.sql"))];
-const POSTGRES: &[(i64, &str, &str)] = &[(1, "requests", include_str!("../migrations/postgres/0001_requests.sql"))];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (1, "requests", include_str!("../migrations/sqlite/0001_requests.sql")),
+    (2, "keys", include_str!("../migrations/sqlite/0002_keys.sql")),
+];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (1, "requests", include_str!("../migrations/postgres/0001_requests.sql")),
+    (2, "keys", include_str!("../migrations/postgres/0002_keys.sql")),
+];
 
 /// A database migrated by a newer version is fine: during a rolling upgrade the older instances
 /// keep writing (migrations only ever add).

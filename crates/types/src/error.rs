@@ -74,6 +74,12 @@ impl GatewayError {
         self
     }
 
+    /// An HTTP status other than the kind's usual one (409 for a conflict, say).
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
     pub fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self

@@ -10,13 +10,15 @@ use switchyard_policy::authorize_admin;
 use switchyard_router::{ModelRoute, Target};
 use switchyard_types::{ErrorKind, GatewayError};
 
-use super::presented_key;
 use crate::AppState;
 use crate::error::SurfaceError;
 
-pub fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), GatewayError> {
+/// The admin key that calls, or why it may not.
+pub fn admin(state: &AppState, headers: &HeaderMap) -> Result<switchyard_policy::Principal, GatewayError> {
     let rt = state.runtime.load();
-    authorize_admin(&rt.keys.authenticate(presented_key(headers))?)
+    let principal = super::authenticate(state, &rt, headers)?;
+    authorize_admin(&principal)?;
+    Ok(principal)
 }
 
 /// `GET /admin/targets`: every model's targets with breaker state, latency and load.

@@ -1,6 +1,7 @@
 //! The client-facing endpoints, one module per protocol, and what they share.
 
 pub mod admin;
+pub mod keys;
 pub mod logs;
 mod meta;
 pub mod metrics;
@@ -16,6 +17,17 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use switchyard_router::Execution;
 use switchyard_types::{ErrorKind, GatewayError};
+
+/// Who is calling: the presented key, looked up among the config's keys and then the store's.
+pub fn authenticate(
+    state: &crate::AppState,
+    rt: &crate::Runtime,
+    headers: &HeaderMap,
+) -> Result<switchyard_policy::Principal, GatewayError> {
+    let store_keys = state.store_keys.load();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
+    switchyard_policy::authenticate(&[&rt.keys, &store_keys], presented_key(headers), now)
+}
 
 /// The credential a client presents: `Authorization: Bearer KEY` or `x-api-key: KEY`.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {

@@ -26,7 +26,7 @@ use switchyard_types::{
 
 use super::meta::RequestMeta;
 use super::observe::{Answer, Observed, finish_name};
-use super::{presented_key, read_body, routing_headers};
+use super::{authenticate, read_body, routing_headers};
 use crate::error::SurfaceError;
 use crate::runtime::Runtime;
 use crate::{AppState, RequestId};
@@ -91,7 +91,7 @@ async fn admit<R: Routable>(
     body: Body,
     decode: fn(&JsonMap) -> Result<R, GatewayError>,
 ) -> Result<Admitted<R>, GatewayError> {
-    let principal = rt.keys.authenticate(presented_key(headers))?;
+    let principal = authenticate(state, rt, headers)?;
     observed.caller(&principal);
     let meta = RequestMeta::from_headers(headers)?;
     let reading = Instant::now();
@@ -720,7 +720,7 @@ pub async fn embeddings(
 /// The public model names this key may use.
 pub async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let rt = state.runtime.load();
-    let principal = match rt.keys.authenticate(presented_key(&headers)) {
+    let principal = match authenticate(&state, &rt, &headers) {
         Ok(p) => p,
         Err(e) => return SurfaceError::openai(e).into_response(),
     };

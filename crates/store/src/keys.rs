@@ -1,0 +1,235 @@
+//! Virtual keys and the audit log. The store keeps a key's SHA-256 digest (hex) and a short
+//! prefix, never the key; callers hash before they come here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sql::{Cells, Sql, Value};
+use crate::{Store, StoreError};
+
+/// A key's rate limits as stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u64>,
+}
+
+/// A virtual key as the admin API shows it: everything but the secret.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VirtualKey {
+    pub id: String,
+    pub name: String,
+    /// The key's first characters, to recognise it by.
+    pub prefix: String,
+    pub team: Option<String>,
+    pub user: Option<String>,
+    /// Model names and `*` patterns; `None` is every model.
+    pub models: Option<Vec<String>>,
+    pub limits: Option<StoredLimits>,
+    pub capture: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// Microseconds since the epoch.
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One admin action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: i64,
+    /// The name of the admin key that acted.
+    pub actor: String,
+    /// `key.create`, `key.update`, `key.rotate`, `key.revoke`.
+    pub action: String,
+    /// The id of what was acted on.
+    pub target: String,
+    pub details: serde_json::Value,
+}
+
+const KEY_COLUMNS: &str = "id, name, prefix, hash, team, user_id, models, limits, capture, metadata, expires_at, \
+                           revoked_at, created_at, updated_at";
+
+fn json_text<T: Serialize>(v: &Option<T>) -> Value {
+    Value::Text(v.as_ref().and_then(|v| serde_json::to_string(v).ok()))
+}
+
+fn key_from_row(row: &impl Cells) -> Result<(String, VirtualKey), sqlx::Error> {
+    let parse = |c: &str| -> Result<Option<serde_json::Value>, sqlx::Error> {
+        Ok(row.text(c)?.and_then(|s| serde_json::from_str(&s).ok()))
+    };
+    let key = VirtualKey {
+        id: row.text("id")?.unwrap_or_default(),
+        name: row.text("name")?.unwrap_or_default(),
+        prefix: row.text("prefix")?.unwrap_or_default(),
+        team: row.text("team")?,
+        user: row.text("user_id")?,
+        models: parse("models")?.and_then(|v| serde_json::from_value(v).ok()),
+        limits: parse("limits")?.and_then(|v| serde_json::from_value(v).ok()),
+        capture: row.text("capture")?,
+        metadata: parse("metadata")?.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default(),
+        expires_at: row.int("expires_at")?,
+        revoked_at: row.int("revoked_at")?,
+        created_at: row.int("created_at")?.unwrap_or(0),
+        updated_at: row.int("updated_at")?.unwrap_or(0),
+    };
+    Ok((row.text("hash")?.unwrap_or_default(), key))
+}
+
+impl Store {
+    async fn execute(&self, sql: &Sql) -> Result<u64, StoreError> {
+        Ok(match self {
+            Store::Sqlite(p) => sql.sqlite().execute(p).await?.rows_affected(),
+            Store::Postgres(p) => sql.postgres().execute(p).await?.rows_affected(),
+        })
+    }
+
+    async fn keys_where(&self, sql: &Sql) -> Result<Vec<(String, VirtualKey)>, StoreError> {
+        Ok(match self {
+            Store::Sqlite(p) => {
+                sql.sqlite().fetch_all(p).await?.iter().map(key_from_row).collect::<Result<Vec<_>, _>>()?
+            }
+            Store::Postgres(p) => {
+                sql.postgres().fetch_all(p).await?.iter().map(key_from_row).collect::<Result<Vec<_>, _>>()?
+            }
+        })
+    }
+
+    /// Stores a new key under the digest of its secret. A taken name or digest is an error.
+    pub async fn create_key(&self, key: &VirtualKey, hash: &str) -> Result<(), StoreError> {
+        let mut sql = Sql::new(self.dialect(), &format!("INSERT INTO virtual_keys ({KEY_COLUMNS}) VALUES ("));
+        let values = [
+            key.id.as_str().into(),
+            key.name.as_str().into(),
+            key.prefix.as_str().into(),
+            hash.into(),
+            Value::Text(key.team.clone()),
+            Value::Text(key.user.clone()),
+            json_text(&key.models),
+            json_text(&key.limits),
+            Value::Text(key.capture.clone()),
+            json_text(&Some(&key.metadata)),
+            Value::Int(key.expires_at),
+            Value::Int(key.revoked_at),
+            key.created_at.into(),
+            key.updated_at.into(),
+        ];
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(v);
+        }
+        sql.push(")");
+        self.execute(&sql).await.map(|_| ())
+    }
+
+    /// Every key, revoked ones included, by name.
+    pub async fn list_keys(&self) -> Result<Vec<VirtualKey>, StoreError> {
+        let sql = Sql::new(self.dialect(), &format!("SELECT {KEY_COLUMNS} FROM virtual_keys ORDER BY name"));
+        Ok(self.keys_where(&sql).await?.into_iter().map(|(_, k)| k).collect())
+    }
+
+    pub async fn get_key(&self, id: &str) -> Result<Option<VirtualKey>, StoreError> {
+        let mut sql = Sql::new(self.dialect(), &format!("SELECT {KEY_COLUMNS} FROM virtual_keys WHERE id = "));
+        sql.bind(id);
+        Ok(self.keys_where(&sql).await?.into_iter().next().map(|(_, k)| k))
+    }
+
+    /// The keys that may be used now, with their digests, for the gateway's in-memory ring.
+    pub async fn active_keys(&self, now_us: i64) -> Result<Vec<(String, VirtualKey)>, StoreError> {
+        let mut sql = Sql::new(
+            self.dialect(),
+            &format!(
+                "SELECT {KEY_COLUMNS} FROM virtual_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > "
+            ),
+        );
+        sql.bind(now_us).push(")");
+        self.keys_where(&sql).await
+    }
+
+    /// Rewrites a key's settings (not its name, secret or dates of creation).
+    pub async fn update_key(&self, key: &VirtualKey) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(self.dialect(), "UPDATE virtual_keys SET team = ");
+        sql.bind(Value::Text(key.team.clone()));
+        sql.push(", user_id = ").bind(Value::Text(key.user.clone()));
+        sql.push(", models = ").bind(json_text(&key.models));
+        sql.push(", limits = ").bind(json_text(&key.limits));
+        sql.push(", capture = ").bind(Value::Text(key.capture.clone()));
+        sql.push(", metadata = ").bind(json_text(&Some(&key.metadata)));
+        sql.push(", expires_at = ").bind(Value::Int(key.expires_at));
+        sql.push(", updated_at = ").bind(key.updated_at);
+        sql.push(" WHERE id = ").bind(key.id.as_str());
+        Ok(self.execute(&sql).await? == 1)
+    }
+
+    /// Gives a key a new secret (its digest and prefix); the old one stops working.
+    pub async fn rotate_key(&self, id: &str, hash: &str, prefix: &str, now_us: i64) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(self.dialect(), "UPDATE virtual_keys SET hash = ");
+        sql.bind(hash).push(", prefix = ").bind(prefix).push(", updated_at = ").bind(now_us);
+        sql.push(" WHERE revoked_at IS NULL AND id = ").bind(id);
+        Ok(self.execute(&sql).await? == 1)
+    }
+
+    pub async fn revoke_key(&self, id: &str, now_us: i64) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(self.dialect(), "UPDATE virtual_keys SET revoked_at = ");
+        sql.bind(now_us).push(", updated_at = ").bind(now_us).push(" WHERE revoked_at IS NULL AND id = ").bind(id);
+        Ok(self.execute(&sql).await? == 1)
+    }
+
+    pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut sql =
+            Sql::new(self.dialect(), "INSERT INTO audit_log (id, at, actor, action, target, details) VALUES (");
+        sql.bind(entry.id.as_str()).push(", ").bind(entry.at).push(", ").bind(entry.actor.as_str());
+        sql.push(", ").bind(entry.action.as_str()).push(", ").bind(entry.target.as_str());
+        sql.push(", ").bind(entry.details.to_string()).push(")");
+        self.execute(&sql).await.map(|_| ())
+    }
+
+    /// The newest audit entries first.
+    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut sql = Sql::new(
+            self.dialect(),
+            "SELECT id, at, actor, action, target, details FROM audit_log ORDER BY at DESC, id DESC LIMIT ",
+        );
+        sql.bind(i64::from(limit.clamp(1, 1000)));
+        let read = |row: &dyn CellsDyn| -> Result<AuditEntry, sqlx::Error> {
+            Ok(AuditEntry {
+                id: row.text_dyn("id")?.unwrap_or_default(),
+                at: row.int_dyn("at")?.unwrap_or(0),
+                actor: row.text_dyn("actor")?.unwrap_or_default(),
+                action: row.text_dyn("action")?.unwrap_or_default(),
+                target: row.text_dyn("target")?.unwrap_or_default(),
+                details: row.text_dyn("details")?.and_then(|d| serde_json::from_str(&d).ok()).unwrap_or_default(),
+            })
+        };
+        Ok(match self {
+            Store::Sqlite(p) => sql.sqlite().fetch_all(p).await?.iter().map(|r| read(r)).collect::<Result<_, _>>()?,
+            Store::Postgres(p) => {
+                sql.postgres().fetch_all(p).await?.iter().map(|r| read(r)).collect::<Result<_, _>>()?
+            }
+        })
+    }
+}
+
+/// `Cells` behind a reference, so one closure reads rows of either database.
+trait CellsDyn {
+    fn text_dyn(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+    fn int_dyn(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
+}
+
+impl<T: Cells> CellsDyn for T {
+    fn text_dyn(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+        self.text(col)
+    }
+    fn int_dyn(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.int(col)
+    }
+}

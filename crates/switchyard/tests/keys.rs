@@ -1,0 +1,147 @@
+//! Virtual keys through the admin API, end to end: made, used, limited, rotated and revoked, in
+//! a SQLite file and shared by two instances through the real Postgres on 127.0.0.1:5432.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+async fn admin(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
+    let mut req = client().request(method, url).bearer_auth(MASTER);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn chat(gw: &Proc, key: &str, model: &str) -> u16 {
+    post(&format!("{}/v1/chat/completions", gw.url), Some(key), &json!({"model": model, "messages": user("hi")}))
+        .await
+        .status()
+        .as_u16()
+}
+
+/// Polls until `key` gets `want` on `gw` (other instances learn of changes within seconds).
+async fn eventually(gw: &Proc, key: &str, want: u16) {
+    let start = Instant::now();
+    loop {
+        let got = chat(gw, key, "chat").await;
+        if got == want {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "still {got}, not {want}, after 15 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn with_storage(up: &Proc, storage: &str) -> String {
+    simple_config(up, "").replacen("providers:\n", &format!("storage: \"{storage}\"\nproviders:\n"), 1)
+}
+
+#[tokio::test]
+async fn a_key_is_made_used_limited_rotated_and_revoked() {
+    let up = mock(&[]);
+    let dir = temp_dir();
+    let (gw, _) = gateway(&with_storage(&up, &format!("sqlite://{}", dir.join("gw.db").display())));
+    let keys = format!("{}/admin/keys", gw.url);
+    let (status, made) = admin(
+        reqwest::Method::POST,
+        keys.clone(),
+        Some(json!({"name": "web", "models": ["chat"], "limits": {"rpm": 2}, "metadata": {"owner": "ann"}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let secret = made["key"].as_str().unwrap_or_default().to_string();
+    let id = made["id"].as_str().unwrap_or_default().to_string();
+    assert!(secret.starts_with("sk-sy-") && secret.starts_with(made["prefix"].as_str().unwrap_or("?")));
+
+    assert_eq!(chat(&gw, &secret, "chat").await, 200, "usable at once on the instance that made it");
+    assert_eq!(chat(&gw, &secret, "embed").await, 403, "outside its model list");
+    assert_eq!(chat(&gw, &secret, "chat").await, 200, "a refused model does not count against the limit");
+    assert_eq!(chat(&gw, &secret, "chat").await, 429, "its limit of 2 a minute");
+    // The secret is shown once: never listed, never stored.
+    let (_, listed) = admin(reqwest::Method::GET, keys.clone(), None).await;
+    assert!(!listed.to_string().contains(&secret) && listed["data"][0]["name"] == "web", "{listed}");
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")).flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{} holds the key",
+            entry.path().display()
+        );
+    }
+    // A virtual key is not an admin key.
+    let resp = client().get(&keys).bearer_auth(&secret).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 403);
+
+    let (status, patched) = admin(reqwest::Method::PATCH, format!("{keys}/{id}"), Some(json!({"limits": null}))).await;
+    assert_eq!((status, &patched["limits"]), (200, &Value::Null));
+    assert_eq!(chat(&gw, &secret, "chat").await, 200, "no limit any more");
+
+    let (status, rotated) = admin(reqwest::Method::POST, format!("{keys}/{id}/rotate"), None).await;
+    assert_eq!(status, 200);
+    let fresh = rotated["key"].as_str().unwrap_or_default().to_string();
+    assert_ne!(fresh, secret);
+    assert_eq!(chat(&gw, &secret, "chat").await, 401, "the old secret stops at once");
+    assert_eq!(chat(&gw, &fresh, "chat").await, 200);
+
+    let (status, revoked) = admin(reqwest::Method::DELETE, format!("{keys}/{id}"), None).await;
+    assert_eq!((status, revoked["status"].as_str()), (200, Some("revoked")));
+    assert_eq!(chat(&gw, &fresh, "chat").await, 401);
+    assert_eq!(admin(reqwest::Method::DELETE, format!("{keys}/{id}"), None).await.0, 404, "already revoked");
+
+    let (_, audit) = admin(reqwest::Method::GET, format!("{}/admin/audit", gw.url), None).await;
+    let actions: Vec<_> =
+        audit["data"].as_array().into_iter().flatten().map(|e| e["action"].as_str().unwrap_or("")).collect();
+    assert_eq!(actions, ["key.revoke", "key.rotate", "key.update", "key.create"]);
+    assert!(audit["data"].as_array().into_iter().flatten().all(|e| e["actor"] == "master"));
+    assert!(!audit.to_string().contains(&fresh) && !audit.to_string().contains(&secret), "no secret in the audit log");
+
+    // Bad specs are clear 4xx answers.
+    assert_eq!(admin(reqwest::Method::POST, keys.clone(), Some(json!({"name": "web"}))).await.0, 409);
+    assert_eq!(admin(reqwest::Method::POST, keys.clone(), Some(json!({"models": ["chat"]}))).await.0, 400);
+    assert_eq!(admin(reqwest::Method::POST, keys.clone(), Some(json!({"name": "x", "colour": 1}))).await.0, 400);
+    assert_eq!(admin(reqwest::Method::POST, keys.clone(), Some(json!({"name": "y", "team": "nope"}))).await.0, 400);
+    assert_eq!(admin(reqwest::Method::POST, keys, Some(json!({"name": "z", "limits": {"rpm": 0}}))).await.0, 400);
+}
+
+#[tokio::test]
+async fn two_instances_sharing_postgres_see_each_others_keys_within_seconds() {
+    let up = mock(&[]);
+    let schema = format!("sy_keys_{}_{}", std::process::id(), fastrand::u32(..));
+    let Ok(switchyard_store::Store::Postgres(pool)) = switchyard_store::Store::connect(POSTGRES).await else {
+        panic!("Postgres must run on 127.0.0.1:5432 for this test")
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("{POSTGRES}?options%5Bsearch_path%5D={schema}");
+    let (a, _) = gateway(&with_storage(&up, &url));
+    let (b, _) = gateway(&with_storage(&up, &url));
+    let (status, made) =
+        admin(reqwest::Method::POST, format!("{}/admin/keys", a.url), Some(json!({"name": "shared"}))).await;
+    assert_eq!(status, 201, "{made}");
+    let secret = made["key"].as_str().unwrap_or_default().to_string();
+    eventually(&b, &secret, 200).await;
+    let id = made["id"].as_str().unwrap_or_default();
+    assert_eq!(admin(reqwest::Method::DELETE, format!("{}/admin/keys/{id}", a.url), None).await.0, 200);
+    eventually(&b, &secret, 401).await;
+    drop((a, b));
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&pool).await;
+}
+
+#[tokio::test]
+async fn keys_need_a_store() {
+    let up = mock(&[]);
+    let (gw, _) = gateway(&simple_config(&up, ""));
+    let (status, body) =
+        admin(reqwest::Method::POST, format!("{}/admin/keys", gw.url), Some(json!({"name": "x"}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("store_disabled")));
+}
