@@ -293,6 +293,9 @@ pub struct KeyConfig {
     /// Limits for each end user of this key.
     #[serde(default)]
     pub user_limits: Option<LimitsConfig>,
+    /// Makes this an admin key: `read` (the admin API's reads) or `full` (as the master key).
+    #[serde(default)]
+    pub admin: Option<switchyard_policy::AdminRole>,
     /// Limits for this key on one model: `{ smart: { rpm: 10 } }`.
     #[serde(default)]
     pub model_limits: BTreeMap<String, LimitsConfig>,

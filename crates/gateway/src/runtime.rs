@@ -397,6 +397,7 @@ fn build_keys(cfg: &ConfigFile, errors: &mut Vec<String>) -> KeyRing {
             team: team.map(|t| t.name.clone()),
             capture: k.capture.or(team.and_then(|t| t.capture)),
             limits,
+            admin: k.admin,
             ..Principal::new(k.name.clone(), ModelAllowList::from_patterns(k.models.clone()))
         };
         if !keys.insert(&k.key, principal) {

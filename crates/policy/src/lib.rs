@@ -20,8 +20,8 @@ pub struct Principal {
     /// The key's name from the config (`master` for the master key, `anonymous` without auth).
     pub name: String,
     pub models: ModelAllowList,
-    /// May use the admin API.
-    pub admin: bool,
+    /// What it may do with the admin API, if anything.
+    pub admin: Option<AdminRole>,
     pub team: Option<String>,
     /// How much of this caller's requests the log keeps, when the key or its team says.
     pub capture: Option<CaptureMode>,
@@ -36,7 +36,7 @@ impl Principal {
         Principal {
             name: name.into(),
             models,
-            admin: false,
+            admin: None,
             team: None,
             capture: None,
             limits: KeyLimits::default(),
@@ -50,7 +50,7 @@ impl Principal {
 
     /// The master key: every model and the admin API.
     pub fn master() -> Principal {
-        Principal { admin: true, ..Principal::new("master", ModelAllowList::All) }
+        Principal { admin: Some(AdminRole::Full), ..Principal::new("master", ModelAllowList::All) }
     }
 }
 
@@ -165,14 +165,30 @@ pub fn authenticate(rings: &[&KeyRing], presented: Option<&str>, now_us: i64) ->
     Ok(p.clone())
 }
 
-impl KeyRing {}
+/// An admin key's reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminRole {
+    /// Reads the admin API (logs, usage, keys, targets, audit) and changes nothing.
+    Read,
+    /// Everything the master key may do in the admin API.
+    Full,
+}
 
-/// Checks that a principal may use the admin API.
-pub fn authorize_admin(principal: &Principal) -> Result<(), GatewayError> {
-    if principal.admin {
-        return Ok(());
+/// Checks that a principal may use the admin API: reading with any admin role, changing with
+/// `full` only.
+pub fn authorize_admin(principal: &Principal, changes: bool) -> Result<(), GatewayError> {
+    match principal.admin {
+        Some(AdminRole::Full) => Ok(()),
+        Some(AdminRole::Read) if !changes => Ok(()),
+        Some(AdminRole::Read) => Err(GatewayError::new(
+            ErrorKind::Permission,
+            format!("The admin key '{}' may read the admin API, not change anything.", principal.name),
+        )
+        .with_code("admin_read_only")),
+        None => Err(GatewayError::new(ErrorKind::Permission, "The admin API needs the master key or an admin key.")
+            .with_code("admin_only")),
     }
-    Err(GatewayError::new(ErrorKind::Permission, "The admin API needs the master key.").with_code("admin_only"))
 }
 
 /// Checks that a principal may use a model.

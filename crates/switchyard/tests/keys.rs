@@ -145,3 +145,38 @@ async fn keys_need_a_store() {
         admin(reqwest::Method::POST, format!("{}/admin/keys", gw.url), Some(json!({"name": "x"}))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("store_disabled")));
 }
+
+#[tokio::test]
+async fn admin_keys_read_or_change_as_their_role_allows() {
+    let up = mock(&[]);
+    let dir = temp_dir();
+    let extra = "keys:\n  - { name: auditor, key: sk-auditor-01, admin: read }\n  - { name: ops, key: sk-ops-000001, admin: full }\n";
+    let cfg = simple_config(&up, extra).replacen(
+        "providers:\n",
+        &format!("storage: \"sqlite://{}\"\nproviders:\n", dir.join("gw.db").display()),
+        1,
+    );
+    let (gw, _) = gateway(&cfg);
+    let call = |key: &'static str, method: reqwest::Method, path: &str, body: Option<Value>| {
+        let url = format!("{}{path}", gw.url);
+        async move {
+            let mut req = client().request(method, url).bearer_auth(key);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let made = call("sk-ops-000001", reqwest::Method::POST, "/admin/keys", Some(json!({"name": "by-ops"}))).await;
+    assert_eq!(made.0, 201, "{}", made.1);
+    let refused =
+        call("sk-auditor-01", reqwest::Method::POST, "/admin/keys", Some(json!({"name": "by-auditor"}))).await;
+    assert_eq!((refused.0, refused.1["error"]["code"].as_str()), (403, Some("admin_read_only")));
+    assert_eq!(call("sk-auditor-01", reqwest::Method::GET, "/admin/keys", None).await.0, 200);
+    assert_eq!(call("sk-auditor-01", reqwest::Method::GET, "/admin/logs", None).await.0, 200);
+    assert_eq!(call("sk-auditor-01", reqwest::Method::POST, "/admin/models/chat/targets/0/drain", None).await.0, 403);
+    let (_, audit) = call("sk-auditor-01", reqwest::Method::GET, "/admin/audit", None).await;
+    assert_eq!(audit["data"][0]["actor"], "ops");
+}

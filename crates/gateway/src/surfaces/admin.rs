@@ -13,17 +13,28 @@ use switchyard_types::{ErrorKind, GatewayError};
 use crate::AppState;
 use crate::error::SurfaceError;
 
+/// Whether an admin call changes anything (which a read-only admin key may not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Change,
+}
+
 /// The admin key that calls, or why it may not.
-pub fn admin(state: &AppState, headers: &HeaderMap) -> Result<switchyard_policy::Principal, GatewayError> {
+pub fn admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    access: Access,
+) -> Result<switchyard_policy::Principal, GatewayError> {
     let rt = state.runtime.load();
     let principal = super::authenticate(state, &rt, headers)?;
-    authorize_admin(&principal)?;
+    authorize_admin(&principal, access == Access::Change)?;
     Ok(principal)
 }
 
 /// `GET /admin/targets`: every model's targets with breaker state, latency and load.
 pub async fn targets(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = admin(&state, &headers) {
+    if let Err(e) = admin(&state, &headers, Access::Read) {
         return SurfaceError::openai(e).into_response();
     }
     let rt = state.runtime.load();
@@ -38,7 +49,7 @@ pub async fn drain(
     headers: HeaderMap,
     Path((model, index, action)): Path<(String, usize, String)>,
 ) -> Response {
-    if let Err(e) = admin(&state, &headers) {
+    if let Err(e) = admin(&state, &headers, Access::Change) {
         return SurfaceError::openai(e).into_response();
     }
     let drained = match action.as_str() {

@@ -15,7 +15,7 @@ use switchyard_policy::{KeyLimits, KeyRing, Limits, ModelAllowList, Principal};
 use switchyard_store::{AuditEntry, Store, StoreError, StoredLimits, VirtualKey, time};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
 
-use super::admin::admin;
+use super::admin::{Access, admin};
 use crate::error::SurfaceError;
 use crate::{AppState, Runtime};
 
@@ -223,8 +223,8 @@ fn store_error(e: StoreError) -> GatewayError {
 }
 
 /// The store, and the admin who calls.
-fn context(state: &AppState, headers: &HeaderMap) -> Result<(Store, Principal), GatewayError> {
-    let admin = admin(state, headers)?;
+fn context(state: &AppState, headers: &HeaderMap, access: Access) -> Result<(Store, Principal), GatewayError> {
+    let admin = admin(state, headers, access)?;
     let store = state.store.clone().ok_or_else(|| {
         GatewayError::new(ErrorKind::NotFound, "Keys made through the API need a store: set `storage:` in the config.")
             .with_code("store_disabled")
@@ -272,7 +272,7 @@ async fn applied(state: &AppState, store: &Store) {
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     reply(
         async {
-            let (store, actor) = context(&state, &headers)?;
+            let (store, actor) = context(&state, &headers, Access::Change)?;
             let mut spec = parse_spec(&body)?;
             let name = spec
                 .name
@@ -315,7 +315,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: axu
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
     reply(
         async {
-            let (store, _) = context(&state, &headers)?;
+            let (store, _) = context(&state, &headers, Access::Read)?;
             let keys = store.list_keys().await.map_err(store_error)?;
             Ok((StatusCode::OK, json!({"data": keys.iter().map(key_json).collect::<Vec<_>>()})))
         }
@@ -332,7 +332,7 @@ async fn find(store: &Store, id: &str) -> Result<VirtualKey, GatewayError> {
 pub async fn one(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     reply(
         async {
-            let (store, _) = context(&state, &headers)?;
+            let (store, _) = context(&state, &headers, Access::Read)?;
             Ok((StatusCode::OK, key_json(&find(&store, &id).await?)))
         }
         .await,
@@ -348,7 +348,7 @@ pub async fn update(
 ) -> Response {
     reply(
         async {
-            let (store, actor) = context(&state, &headers)?;
+            let (store, actor) = context(&state, &headers, Access::Change)?;
             let spec = parse_spec(&body)?;
             if spec.name.is_some() {
                 return Err(invalid("name", "A key's name cannot change; make a new key."));
@@ -369,7 +369,7 @@ pub async fn update(
 pub async fn rotate(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     reply(
         async {
-            let (store, actor) = context(&state, &headers)?;
+            let (store, actor) = context(&state, &headers, Access::Change)?;
             let secret = new_secret();
             let prefix = &secret[..KEY_PREFIX.len() + 4];
             if !store.rotate_key(&id, &hex_digest(&secret), prefix, now_us()).await.map_err(store_error)? {
@@ -390,7 +390,7 @@ pub async fn rotate(State(state): State<AppState>, headers: HeaderMap, Path(id):
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     reply(
         async {
-            let (store, actor) = context(&state, &headers)?;
+            let (store, actor) = context(&state, &headers, Access::Change)?;
             if !store.revoke_key(&id, now_us()).await.map_err(store_error)? {
                 return Err(GatewayError::new(ErrorKind::NotFound, format!("No active key has the id '{id}'."))
                     .with_code("key_not_found"));
@@ -413,7 +413,7 @@ pub struct AuditQuery {
 pub async fn audit(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<AuditQuery>) -> Response {
     reply(
         async {
-            let (store, _) = context(&state, &headers)?;
+            let (store, _) = context(&state, &headers, Access::Read)?;
             let entries = store.audit_log(q.limit.unwrap_or(100)).await.map_err(store_error)?;
             let data: Vec<Value> = entries
                 .iter()

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use switchyard_store::{Bucket, LogQuery, StatusFilter, Store, StoreError, UsageQuery, time};
 use switchyard_types::{ErrorKind, GatewayError, RequestRecord};
 
-use super::admin::admin;
+use super::admin::{Access, admin};
 use crate::AppState;
 use crate::error::SurfaceError;
 
@@ -31,7 +31,7 @@ const DAY_US: i64 = 86_400_000_000;
 type Params = Query<Vec<(String, String)>>;
 
 fn store(state: &AppState, headers: &HeaderMap) -> Result<Store, GatewayError> {
-    admin(state, headers)?;
+    admin(state, headers, Access::Read)?;
     state.store.clone().ok_or_else(|| {
         GatewayError::new(ErrorKind::NotFound, "The request log is off: set `storage:` in the config to keep one.")
             .with_code("request_log_disabled")
