@@ -93,6 +93,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/admin/keys/{id}/rotate", post(surfaces::keys::rotate))
         .route("/admin/audit", get(surfaces::keys::audit))
+        .route("/admin/openapi.json", get(surfaces::admin::openapi))
         .route("/admin/models/{model}/targets/{index}/{action}", post(surfaces::admin::drain))
         .fallback(surfaces::ops::not_found)
         .layer(axum::middleware::from_fn(request_id))

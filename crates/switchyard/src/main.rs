@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod keys;
+
 use clap::{Args, Parser, Subcommand};
 use switchyard_gateway::{ServeOptions, config, demo, runtime::Runtime};
 use switchyard_providers::mock::{self, Faults};
@@ -45,6 +47,8 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Make, list, rotate and revoke virtual keys on a running gateway.
+    Keys(keys::KeysArgs),
 }
 
 #[derive(Subcommand)]
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
             Command::Demo { listen } => demo::run(listen).await.map_err(|e| e.to_string()),
             Command::Mock(args) => mock::serve(args.listen, faults(&args)).await.map_err(|e| e.to_string()),
             Command::Config { .. } => Ok(()),
+            Command::Keys(args) => keys::run(args).await,
         }
     });
     match result {

@@ -180,3 +180,37 @@ async fn admin_keys_read_or_change_as_their_role_allows() {
     let (_, audit) = call("sk-auditor-01", reqwest::Method::GET, "/admin/audit", None).await;
     assert_eq!(audit["data"][0]["actor"], "ops");
 }
+
+#[tokio::test]
+async fn the_keys_command_makes_lists_and_revokes() {
+    let up = mock(&[]);
+    let dir = temp_dir();
+    let (gw, _) = gateway(&with_storage(&up, &format!("sqlite://{}", dir.join("gw.db").display())));
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .arg("keys")
+            .args(args)
+            .args(["--url", &gw.url])
+            .env("SWITCHYARD_MASTER_KEY", MASTER)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, stdout, stderr) = run(&["create", "--name", "cli", "--models", "chat,embed", "--rpm", "100"]);
+    assert!(ok, "{stderr}");
+    let secret = stdout.trim().to_string();
+    assert!(secret.starts_with("sk-sy-"), "{stdout}");
+    assert_eq!(chat(&gw, &secret, "chat").await, 200);
+    let (ok, listed, _) = run(&["list"]);
+    assert!(ok && listed.contains("cli") && listed.contains("chat,embed") && !listed.contains(&secret), "{listed}");
+    let id = stderr.split_whitespace().nth(1).unwrap_or_default().trim_end_matches(':').to_string();
+    let (ok, _, stderr) = run(&["revoke", &id]);
+    assert!(ok, "{stderr}");
+    assert_eq!(chat(&gw, &secret, "chat").await, 401);
+    let (ok, _, stderr) = run(&["revoke", &id]);
+    assert!(!ok && stderr.contains("404"), "{stderr}");
+}

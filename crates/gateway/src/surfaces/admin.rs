@@ -93,3 +93,47 @@ fn target_json(index: usize, t: &Target) -> Value {
         "failures": t.stats.failures.load(Ordering::Relaxed),
     })
 }
+
+/// The admin API's OpenAPI document. It describes, and holds no secret, so it needs no key.
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET /admin/openapi.json`.
+pub async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every admin route the app serves is in the document, with its methods: adding a route
+    /// without describing it fails here.
+    #[test]
+    fn the_openapi_document_covers_every_admin_route() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap_or_else(|e| panic!("openapi.json: {e}"));
+        assert_eq!(doc["openapi"], "3.1.0");
+        // One `.route(…)` call per piece, however rustfmt wrapped it.
+        let app: String = include_str!("../lib.rs").split_whitespace().collect();
+        let mut checked = 0;
+        for line in app.split(".route(").skip(1).filter(|l| l.starts_with("\"/admin/")) {
+            let line = line.split(".route(").next().unwrap_or_default();
+            let path = line.split('"').nth(1).unwrap_or_default();
+            if path == "/admin/openapi.json" {
+                continue;
+            }
+            let ops = &doc["paths"][path];
+            assert!(ops.is_object(), "{path} is not in openapi.json");
+            for (method, call) in [("get", "get("), ("post", "post("), ("patch", "patch("), ("delete", "delete(")] {
+                let served = line.contains(&format!(",{call}")) || line.contains(&format!(".{call}"));
+                assert_eq!(
+                    served,
+                    ops[method].is_object(),
+                    "{path} {method}: served {served}, documented {}",
+                    ops[method].is_object()
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 9, "found only {checked} admin routes in lib.rs");
+    }
+}
