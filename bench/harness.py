@@ -200,6 +200,8 @@ keys:
   - name: app
     key: {KEY}
     models: [chat]
+    # High enough never to refuse the load: the point is to pay for the checks.
+    limits: {{ rpm: 100000000, tpm: 100000000000, concurrency: 100000 }}
 """)
     gateway, gw_url = start(args.bin, ["serve", "--config", str(config), "--listen", "127.0.0.1:0"])
     results: dict = {"smoke": args.smoke, "machine": {"cpus": os.cpu_count(), "fd_limit": fd_limit}}
