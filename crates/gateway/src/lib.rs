@@ -11,6 +11,7 @@ pub mod runtime;
 mod server;
 mod surfaces;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,14 +23,14 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use switchyard_policy::{KeyRing, Limiter, OnRedisOutage, SharedLimiter};
 use switchyard_providers::UpstreamClient;
 use switchyard_store::Store;
 use switchyard_telemetry::{Metrics, RecordSink};
 
 pub use error::SurfaceError;
-pub use runtime::Runtime;
+pub use runtime::{Runtime, TeamPolicy};
 pub use server::serve_on;
 
 /// What every handler shares. Cloning is cheap (reference counts).
@@ -50,6 +51,15 @@ pub struct AppState {
     pub shared_limits: Option<Arc<SharedLimiter>>,
     /// Keys made through the admin API, loaded from the store and refreshed every few seconds.
     pub store_keys: Arc<ArcSwap<KeyRing>>,
+    /// Teams made through the admin API, loaded with the keys.
+    pub store_teams: Arc<ArcSwap<HashMap<String, TeamPolicy>>>,
+}
+
+impl AppState {
+    /// A team by name: the config's, else one made through the admin API.
+    pub fn team(&self, rt: &Runtime, name: &str) -> Option<TeamPolicy> {
+        rt.teams.get(name).cloned().or_else(|| self.store_teams.load().get(name).cloned())
+    }
 }
 
 impl AppState {
@@ -65,6 +75,7 @@ impl AppState {
             limiter: Arc::default(),
             shared_limits: None,
             store_keys: Arc::new(ArcSwap::from_pointee(KeyRing::default())),
+            store_teams: Arc::new(ArcSwap::from_pointee(HashMap::new())),
         }
     }
 }
@@ -93,6 +104,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/admin/keys/{id}/rotate", post(surfaces::keys::rotate))
         .route("/admin/audit", get(surfaces::keys::audit))
+        .route("/admin/teams", get(surfaces::teams::list).post(surfaces::teams::create))
+        .route("/admin/teams/{name}", patch(surfaces::teams::update).delete(surfaces::teams::remove))
         .route("/admin/openapi.json", get(surfaces::admin::openapi))
         .route("/admin/models/{model}/targets/{index}/{action}", post(surfaces::admin::drain))
         .fallback(surfaces::ops::not_found)

@@ -40,6 +40,31 @@ pub struct VirtualKey {
     pub updated_at: i64,
 }
 
+/// A team made through the admin API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredTeam {
+    pub name: String,
+    pub limits: Option<StoredLimits>,
+    pub capture: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn team_from_row(row: &impl Cells) -> Result<StoredTeam, sqlx::Error> {
+    let parse = |c: &str| -> Result<Option<serde_json::Value>, sqlx::Error> {
+        Ok(row.text(c)?.and_then(|s| serde_json::from_str(&s).ok()))
+    };
+    Ok(StoredTeam {
+        name: row.text("name")?.unwrap_or_default(),
+        limits: parse("limits")?.and_then(|v| serde_json::from_value(v).ok()),
+        capture: row.text("capture")?,
+        metadata: parse("metadata")?.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default(),
+        created_at: row.int("created_at")?.unwrap_or(0),
+        updated_at: row.int("updated_at")?.unwrap_or(0),
+    })
+}
+
 /// One admin action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -182,6 +207,44 @@ impl Store {
         let mut sql = Sql::new(self.dialect(), "UPDATE virtual_keys SET revoked_at = ");
         sql.bind(now_us).push(", updated_at = ").bind(now_us).push(" WHERE revoked_at IS NULL AND id = ").bind(id);
         Ok(self.execute(&sql).await? == 1)
+    }
+
+    pub async fn create_team(&self, t: &StoredTeam) -> Result<(), StoreError> {
+        let mut sql = Sql::new(
+            self.dialect(),
+            "INSERT INTO teams (name, limits, capture, metadata, created_at, updated_at) VALUES (",
+        );
+        sql.bind(t.name.as_str()).push(", ").bind(json_text(&t.limits)).push(", ").bind(Value::Text(t.capture.clone()));
+        sql.push(", ").bind(json_text(&Some(&t.metadata))).push(", ").bind(t.created_at).push(", ").bind(t.updated_at);
+        sql.push(")");
+        self.execute(&sql).await.map(|_| ())
+    }
+
+    pub async fn update_team(&self, t: &StoredTeam) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(self.dialect(), "UPDATE teams SET limits = ");
+        sql.bind(json_text(&t.limits)).push(", capture = ").bind(Value::Text(t.capture.clone()));
+        sql.push(", metadata = ").bind(json_text(&Some(&t.metadata))).push(", updated_at = ").bind(t.updated_at);
+        sql.push(" WHERE name = ").bind(t.name.as_str());
+        Ok(self.execute(&sql).await? == 1)
+    }
+
+    pub async fn delete_team(&self, name: &str) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(self.dialect(), "DELETE FROM teams WHERE name = ");
+        sql.bind(name);
+        Ok(self.execute(&sql).await? == 1)
+    }
+
+    pub async fn list_teams(&self) -> Result<Vec<StoredTeam>, StoreError> {
+        let sql = Sql::new(
+            self.dialect(),
+            "SELECT name, limits, capture, metadata, created_at, updated_at FROM teams ORDER BY name",
+        );
+        Ok(match self {
+            Store::Sqlite(p) => sql.sqlite().fetch_all(p).await?.iter().map(team_from_row).collect::<Result<_, _>>()?,
+            Store::Postgres(p) => {
+                sql.postgres().fetch_all(p).await?.iter().map(team_from_row).collect::<Result<_, _>>()?
+            }
+        })
     }
 
     pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

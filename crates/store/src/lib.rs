@@ -20,7 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use counters::{ScopeLimits, SharedCounters, Verdict};
-pub use keys::{AuditEntry, StoredLimits, VirtualKey};
+pub use keys::{AuditEntry, StoredLimits, StoredTeam, VirtualKey};
 pub use requests::{Bucket, LogPage, LogQuery, Percentiles, StatusFilter, UsageQuery, UsageRow};
 
 #[derive(Debug, thiserror::Error)]

@@ -214,3 +214,54 @@ async fn the_keys_command_makes_lists_and_revokes() {
     let (ok, _, stderr) = run(&["revoke", &id]);
     assert!(!ok && stderr.contains("404"), "{stderr}");
 }
+
+#[tokio::test]
+async fn teams_made_through_the_api_limit_their_keys() {
+    let up = mock(&[]);
+    let dir = temp_dir();
+    let cfg = with_storage(&up, &format!("sqlite://{}", dir.join("gw.db").display())).replacen(
+        "providers:\n",
+        "teams:\n  - { name: from-config }\nproviders:\n",
+        1,
+    );
+    let (gw, _) = gateway(&cfg);
+    let teams = format!("{}/admin/teams", gw.url);
+    let (status, made) =
+        admin(reqwest::Method::POST, teams.clone(), Some(json!({"name": "growth", "limits": {"rpm": 1}}))).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(admin(reqwest::Method::POST, teams.clone(), Some(json!({"name": "growth"}))).await.0, 409);
+    assert_eq!(admin(reqwest::Method::POST, teams.clone(), Some(json!({"name": "from-config"}))).await.0, 409);
+    let (_, key) =
+        admin(reqwest::Method::POST, format!("{}/admin/keys", gw.url), Some(json!({"name": "g1", "team": "growth"})))
+            .await;
+    let secret = key["key"].as_str().unwrap_or_default().to_string();
+    assert_eq!(chat(&gw, &secret, "chat").await, 200);
+    let over = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        Some(&secret),
+        &json!({"model": "chat", "messages": user("x")}),
+    )
+    .await;
+    assert_eq!(over.status(), 429);
+    assert!(json(over).await["error"]["message"].as_str().is_some_and(|m| m.contains("the team 'growth'")));
+    // Raising the team's limit applies to its keys at once.
+    let (status, _) =
+        admin(reqwest::Method::PATCH, format!("{teams}/growth"), Some(json!({"limits": {"rpm": 100}}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(chat(&gw, &secret, "chat").await, 200);
+    let (_, listed) = admin(reqwest::Method::GET, teams.clone(), None).await;
+    let names: Vec<_> =
+        listed["data"].as_array().into_iter().flatten().map(|t| (t["name"].clone(), t["source"].clone())).collect();
+    assert_eq!(names, [(json!("from-config"), json!("config")), (json!("growth"), json!("api"))]);
+    // A team with keys cannot go; once its key is revoked it can.
+    assert_eq!(admin(reqwest::Method::DELETE, format!("{teams}/growth"), None).await.0, 409);
+    let id = key["id"].as_str().unwrap_or_default();
+    assert_eq!(admin(reqwest::Method::DELETE, format!("{}/admin/keys/{id}", gw.url), None).await.0, 200);
+    assert_eq!(admin(reqwest::Method::DELETE, format!("{teams}/growth"), None).await.0, 200);
+    assert_eq!(
+        admin(reqwest::Method::POST, format!("{}/admin/keys", gw.url), Some(json!({"name": "g2", "team": "growth"})))
+            .await
+            .0,
+        400
+    );
+}

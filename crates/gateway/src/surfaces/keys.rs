@@ -26,7 +26,7 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(2);
 /// The visible start of every key the store hands out, so they are recognisable in a leak scan.
 const KEY_PREFIX: &str = "sk-sy-";
 
-fn now_us() -> i64 {
+pub(super) fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
@@ -43,8 +43,9 @@ fn hex_digest(secret: &str) -> String {
 }
 
 /// What the gateway makes of a stored key: the principal it authenticates as.
-pub fn principal(rt: &Runtime, key: &VirtualKey) -> Principal {
-    let team = key.team.as_ref().and_then(|t| rt.teams.get(t));
+pub fn principal(state: &AppState, rt: &Runtime, key: &VirtualKey) -> Principal {
+    let team = key.team.as_ref().and_then(|t| state.team(rt, t));
+    let team = team.as_ref();
     let limits =
         key.limits.map_or_else(Limits::default, |l| Limits { rpm: l.rpm, tpm: l.tpm, concurrency: l.concurrency });
     Principal {
@@ -78,14 +79,16 @@ pub async fn refresh_loop(state: AppState, store: Store) {
 }
 
 pub async fn refresh(state: &AppState, store: &Store) -> Result<(), StoreError> {
-    let keys = tokio::time::timeout(Duration::from_secs(10), store.active_keys(now_us()))
-        .await
-        .unwrap_or(Err(StoreError::Timeout(Duration::from_secs(10))))?;
+    let wait = Duration::from_secs(10);
+    let teams = tokio::time::timeout(wait, store.list_teams()).await.unwrap_or(Err(StoreError::Timeout(wait)))?;
+    state.store_teams.store(Arc::new(teams.iter().map(|t| (t.name.clone(), super::teams::policy(t))).collect()));
+    let keys =
+        tokio::time::timeout(wait, store.active_keys(now_us())).await.unwrap_or(Err(StoreError::Timeout(wait)))?;
     let rt = state.runtime.load();
     let mut ring = KeyRing::default();
     for (hash, key) in keys {
         let Some(digest) = parse_digest(&hash) else { continue };
-        ring.insert_digest(digest, principal(&rt, &key));
+        ring.insert_digest(digest, principal(state, &rt, &key));
     }
     state.store_keys.store(Arc::new(ring));
     Ok(())
@@ -135,19 +138,22 @@ mod double_option {
     }
 }
 
-fn invalid(param: &str, message: impl Into<String>) -> GatewayError {
+pub(super) fn invalid(param: &str, message: impl Into<String>) -> GatewayError {
     GatewayError::invalid(message).with_param(param).with_code("invalid_key_spec")
 }
 
 impl KeySpec {
     /// Applies the spec to a key, checking every value.
-    fn apply(self, key: &mut VirtualKey, rt: &Runtime) -> Result<Value, GatewayError> {
+    fn apply(self, key: &mut VirtualKey, state: &AppState, rt: &Runtime) -> Result<Value, GatewayError> {
         let mut changed = serde_json::Map::new();
         if let Some(team) = self.team {
             if let Some(t) = &team
-                && !rt.teams.contains_key(t)
+                && state.team(rt, t).is_none()
             {
-                return Err(invalid("team", format!("The team '{t}' is not defined in the config's teams:.")));
+                return Err(invalid(
+                    "team",
+                    format!("There is no team '{t}' (in the config or made through /admin/teams)."),
+                ));
             }
             changed.insert("team".into(), json!(team));
             key.team = team;
@@ -210,7 +216,7 @@ fn key_json(k: &VirtualKey) -> Value {
     v
 }
 
-fn store_error(e: StoreError) -> GatewayError {
+pub(super) fn store_error(e: StoreError) -> GatewayError {
     let unique = matches!(&e, StoreError::Query(sqlx::Error::Database(db)) if db.is_unique_violation());
     if unique {
         return GatewayError::new(ErrorKind::InvalidRequest, "A key with this name already exists.")
@@ -223,7 +229,11 @@ fn store_error(e: StoreError) -> GatewayError {
 }
 
 /// The store, and the admin who calls.
-fn context(state: &AppState, headers: &HeaderMap, access: Access) -> Result<(Store, Principal), GatewayError> {
+pub(super) fn context(
+    state: &AppState,
+    headers: &HeaderMap,
+    access: Access,
+) -> Result<(Store, Principal), GatewayError> {
     let admin = admin(state, headers, access)?;
     let store = state.store.clone().ok_or_else(|| {
         GatewayError::new(ErrorKind::NotFound, "Keys made through the API need a store: set `storage:` in the config.")
@@ -232,7 +242,7 @@ fn context(state: &AppState, headers: &HeaderMap, access: Access) -> Result<(Sto
     Ok((store, admin))
 }
 
-async fn write_audit(
+pub(super) async fn write_audit(
     store: &Store,
     actor: &Principal,
     action: &str,
@@ -250,7 +260,7 @@ async fn write_audit(
     store.audit(&entry).await.map_err(store_error)
 }
 
-fn reply(result: Result<(StatusCode, Value), GatewayError>) -> Response {
+pub(super) fn reply(result: Result<(StatusCode, Value), GatewayError>) -> Response {
     match result {
         Ok((status, v)) => (status, axum::Json(v)).into_response(),
         Err(e) => SurfaceError::openai(e).into_response(),
@@ -263,7 +273,7 @@ fn parse_spec(body: &[u8]) -> Result<KeySpec, GatewayError> {
 }
 
 /// After a change: this instance sees it at once; the others within `REFRESH_EVERY`.
-async fn applied(state: &AppState, store: &Store) {
+pub(super) async fn applied(state: &AppState, store: &Store) {
     let _ = refresh(state, store).await;
 }
 
@@ -299,7 +309,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: axu
                 updated_at: now,
                 ..VirtualKey::default()
             };
-            let details = spec.apply(&mut key, &rt)?;
+            let details = spec.apply(&mut key, &state, &rt)?;
             store.create_key(&key, &hex_digest(&secret)).await.map_err(store_error)?;
             write_audit(&store, &actor, "key.create", &key.id, json!({"name": key.name, "set": details})).await?;
             applied(&state, &store).await;
@@ -354,7 +364,7 @@ pub async fn update(
                 return Err(invalid("name", "A key's name cannot change; make a new key."));
             }
             let mut key = find(&store, &id).await?;
-            let details = spec.apply(&mut key, &state.runtime.load())?;
+            let details = spec.apply(&mut key, &state, &state.runtime.load())?;
             key.updated_at = now_us();
             store.update_key(&key).await.map_err(store_error)?;
             write_audit(&store, &actor, "key.update", &key.id, json!({"set": details})).await?;

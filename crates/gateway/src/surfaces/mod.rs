@@ -8,6 +8,7 @@ pub mod metrics;
 mod observe;
 pub mod openai;
 pub mod ops;
+pub mod teams;
 
 use std::time::Duration;
 

@@ -1,0 +1,212 @@
+//! The admin API's teams: made, listed, changed and deleted in the store, beside the config's
+//! `teams:`. A team brings its rate limits and body-capture mode to its keys.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchyard_policy::Limits;
+use switchyard_store::{StoredLimits, StoredTeam, time};
+use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
+
+use super::admin::Access;
+use super::keys::{applied, context, invalid, now_us, reply, store_error, write_audit};
+use crate::{AppState, TeamPolicy};
+
+/// What a stored team brings to its keys.
+pub fn policy(t: &StoredTeam) -> TeamPolicy {
+    TeamPolicy {
+        limits: t.limits.map_or_else(Limits::default, |l| Limits {
+            rpm: l.rpm,
+            tpm: l.tpm,
+            concurrency: l.concurrency,
+        }),
+        capture: t.capture.as_deref().and_then(CaptureMode::parse),
+    }
+}
+
+/// The fields a client may set on a team; on update, `null` clears one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamSpec {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "some")]
+    limits: Option<Option<StoredLimits>>,
+    #[serde(default, deserialize_with = "some")]
+    capture: Option<Option<String>>,
+    #[serde(default)]
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+fn some<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl TeamSpec {
+    fn apply(self, team: &mut StoredTeam) -> Result<Value, GatewayError> {
+        let mut changed = serde_json::Map::new();
+        if let Some(limits) = self.limits {
+            if let Some(l) = limits
+                && [l.rpm, l.tpm, l.concurrency].contains(&Some(0))
+            {
+                return Err(invalid("limits", "A limit of 0 would refuse every request."));
+            }
+            changed.insert("limits".into(), json!(limits));
+            team.limits = limits;
+        }
+        if let Some(capture) = self.capture {
+            if capture.as_deref().is_some_and(|c| CaptureMode::parse(c).is_none()) {
+                return Err(invalid("capture", "capture must be full, metadata or none."));
+            }
+            changed.insert("capture".into(), json!(capture));
+            team.capture = capture;
+        }
+        if let Some(metadata) = self.metadata {
+            changed.insert("metadata".into(), json!(metadata));
+            team.metadata = metadata;
+        }
+        Ok(Value::Object(changed))
+    }
+}
+
+fn team_json(t: &StoredTeam) -> Value {
+    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+    v["created_at"] = json!(time::format_us(t.created_at));
+    v["updated_at"] = json!(time::format_us(t.updated_at));
+    v["source"] = json!("api");
+    v
+}
+
+fn parse(body: &[u8]) -> Result<TeamSpec, GatewayError> {
+    serde_json::from_slice(body)
+        .map_err(|e| GatewayError::invalid(format!("Invalid team: {e}")).with_code("invalid_team_spec"))
+}
+
+fn taken(name: &str) -> GatewayError {
+    GatewayError::new(ErrorKind::InvalidRequest, format!("A team named '{name}' already exists."))
+        .with_param("name")
+        .with_code("team_name_taken")
+        .with_status(409)
+}
+
+fn missing(name: &str) -> GatewayError {
+    GatewayError::new(ErrorKind::NotFound, format!("No team made through the API is named '{name}'."))
+        .with_code("team_not_found")
+}
+
+/// `POST /admin/teams`: `{"name", "limits"?, "capture"?, "metadata"?}`.
+pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    reply(
+        async {
+            let (store, actor) = context(&state, &headers, Access::Change)?;
+            let mut spec = parse(&body)?;
+            let name = spec
+                .name
+                .take()
+                .filter(|n| !n.trim().is_empty())
+                .ok_or_else(|| invalid("name", "A team needs a name."))?;
+            if state.runtime.load().teams.contains_key(&name) {
+                return Err(taken(&name));
+            }
+            let now = now_us();
+            let mut team = StoredTeam { name, created_at: now, updated_at: now, ..StoredTeam::default() };
+            let details = spec.apply(&mut team)?;
+            store.create_team(&team).await.map_err(|e| match store_error(e) {
+                e if e.http_status() == 409 => taken(&team.name),
+                e => e,
+            })?;
+            write_audit(&store, &actor, "team.create", &team.name, json!({"set": details})).await?;
+            applied(&state, &store).await;
+            Ok((StatusCode::CREATED, team_json(&team)))
+        }
+        .await,
+    )
+}
+
+/// `GET /admin/teams`: the config's teams (`source: config`, read-only here) and the API's.
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    reply(
+        async {
+            let (store, _) = context(&state, &headers, Access::Read)?;
+            let rt = state.runtime.load();
+            let mut data: Vec<Value> = rt
+                .teams
+                .iter()
+                .map(|(name, t)| {
+                    json!({"name": name, "source": "config", "limits": {"rpm": t.limits.rpm, "tpm": t.limits.tpm,
+                        "concurrency": t.limits.concurrency}, "capture": t.capture})
+                })
+                .collect();
+            data.extend(store.list_teams().await.map_err(store_error)?.iter().map(team_json));
+            data.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+            Ok((StatusCode::OK, json!({"data": data})))
+        }
+        .await,
+    )
+}
+
+/// `PATCH /admin/teams/{name}`: the fields given change; `null` clears one.
+pub async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    reply(
+        async {
+            let (store, actor) = context(&state, &headers, Access::Change)?;
+            let spec = parse(&body)?;
+            if spec.name.is_some() {
+                return Err(invalid("name", "A team's name cannot change."));
+            }
+            let mut team = store
+                .list_teams()
+                .await
+                .map_err(store_error)?
+                .into_iter()
+                .find(|t| t.name == name)
+                .ok_or_else(|| missing(&name))?;
+            let details = spec.apply(&mut team)?;
+            team.updated_at = now_us();
+            store.update_team(&team).await.map_err(store_error)?;
+            write_audit(&store, &actor, "team.update", &name, json!({"set": details})).await?;
+            applied(&state, &store).await;
+            Ok((StatusCode::OK, team_json(&team)))
+        }
+        .await,
+    )
+}
+
+/// `DELETE /admin/teams/{name}`: refused (409) while an active key belongs to the team.
+pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    reply(
+        async {
+            let (store, actor) = context(&state, &headers, Access::Change)?;
+            let members = store.list_keys().await.map_err(store_error)?;
+            let members: Vec<&str> = members
+                .iter()
+                .filter(|k| k.revoked_at.is_none() && k.team.as_deref() == Some(name.as_str()))
+                .map(|k| k.name.as_str())
+                .collect();
+            if !members.is_empty() {
+                return Err(GatewayError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("The team '{name}' still has keys: {}. Move or revoke them first.", members.join(", ")),
+                )
+                .with_code("team_in_use")
+                .with_status(409));
+            }
+            if !store.delete_team(&name).await.map_err(store_error)? {
+                return Err(missing(&name));
+            }
+            write_audit(&store, &actor, "team.delete", &name, json!({})).await?;
+            applied(&state, &store).await;
+            Ok((StatusCode::OK, json!({"name": name, "deleted": true})))
+        }
+        .await,
+    )
+}
