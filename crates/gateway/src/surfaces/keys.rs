@@ -130,7 +130,7 @@ pub struct KeySpec {
 }
 
 /// `null` and absent are different on an update.
-mod double_option {
+pub(super) mod double_option {
     use serde::{Deserialize, Deserializer};
 
     pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {

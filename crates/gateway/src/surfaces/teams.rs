@@ -34,16 +34,12 @@ pub fn policy(t: &StoredTeam) -> TeamPolicy {
 pub struct TeamSpec {
     #[serde(default)]
     name: Option<String>,
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, with = "super::keys::double_option")]
     limits: Option<Option<StoredLimits>>,
-    #[serde(default, deserialize_with = "some")]
+    #[serde(default, with = "super::keys::double_option")]
     capture: Option<Option<String>>,
     #[serde(default)]
     metadata: Option<BTreeMap<String, String>>,
-}
-
-fn some<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 impl TeamSpec {
