@@ -106,6 +106,18 @@ async fn a_key_is_made_used_limited_rotated_and_revoked() {
     // Bad specs are clear 4xx answers.
     assert_eq!(admin(reqwest::Method::POST, keys.clone(), Some(json!({"name": "web"}))).await.0, 409);
     assert_eq!(admin(reqwest::Method::POST, keys.clone(), Some(json!({"models": ["chat"]}))).await.0, 400);
+    assert_eq!(admin(reqwest::Method::POST, keys.clone(), Some(json!({"name": "n".repeat(129)}))).await.0, 400);
+    assert_eq!(
+        admin(
+            reqwest::Method::POST,
+            keys.clone(),
+            Some(json!({"name": "bad
+name"}))
+        )
+        .await
+        .0,
+        400
+    );
     assert_eq!(admin(reqwest::Method::POST, keys.clone(), Some(json!({"name": "x", "colour": 1}))).await.0, 400);
     assert_eq!(admin(reqwest::Method::POST, keys.clone(), Some(json!({"name": "y", "team": "nope"}))).await.0, 400);
     assert_eq!(admin(reqwest::Method::POST, keys, Some(json!({"name": "z", "limits": {"rpm": 0}}))).await.0, 400);

@@ -138,6 +138,19 @@ pub(super) mod double_option {
     }
 }
 
+/// A name for a key or a team: 1 to 128 characters, none of them control characters (names
+/// appear in logs, metrics and error messages).
+pub(super) fn valid_name(name: Option<String>, what: &str) -> Result<String, GatewayError> {
+    let name = name.map(|n| n.trim().to_string()).unwrap_or_default();
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "name",
+            format!("A {what} needs a name of 1 to 128 characters, without control characters."),
+        ));
+    }
+    Ok(name)
+}
+
 pub(super) fn invalid(param: &str, message: impl Into<String>) -> GatewayError {
     GatewayError::invalid(message).with_param(param).with_code("invalid_key_spec")
 }
@@ -284,11 +297,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: axu
         async {
             let (store, actor) = context(&state, &headers, Access::Change)?;
             let mut spec = parse_spec(&body)?;
-            let name = spec
-                .name
-                .take()
-                .filter(|n| !n.trim().is_empty())
-                .ok_or_else(|| invalid("name", "A key needs a name."))?;
+            let name = valid_name(spec.name.take(), "key")?;
             let rt = state.runtime.load();
             if name == "master" || rt.keys.has_name(&name) {
                 return Err(GatewayError::new(

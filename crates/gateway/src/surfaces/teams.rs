@@ -13,7 +13,7 @@ use switchyard_store::{StoredLimits, StoredTeam, time};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
 
 use super::admin::Access;
-use super::keys::{applied, context, invalid, now_us, reply, store_error, write_audit};
+use super::keys::{applied, context, invalid, now_us, reply, store_error, valid_name, write_audit};
 use crate::{AppState, TeamPolicy};
 
 /// What a stored team brings to its keys.
@@ -100,11 +100,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: axu
         async {
             let (store, actor) = context(&state, &headers, Access::Change)?;
             let mut spec = parse(&body)?;
-            let name = spec
-                .name
-                .take()
-                .filter(|n| !n.trim().is_empty())
-                .ok_or_else(|| invalid("name", "A team needs a name."))?;
+            let name = valid_name(spec.name.take(), "team")?;
             if state.runtime.load().teams.contains_key(&name) {
                 return Err(taken(&name));
             }
