@@ -2,7 +2,7 @@
 //! `tracing:`, the writer that feeds both from the handlers, and retention.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use switchyard_store::Store;
@@ -89,8 +89,8 @@ fn trace_config(t: &TracingConfig) -> Result<TraceConfig, StartError> {
 async fn retention(runtime: Arc<ArcSwap<Runtime>>, store: Store) {
     loop {
         let policy = runtime.load().logging.clone();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let cutoff = |age: Duration| i64::try_from(now.saturating_sub(age).as_micros()).unwrap_or(0);
+        let now = switchyard_store::time::now_us();
+        let cutoff = |age: Duration| now.saturating_sub(i64::try_from(age.as_micros()).unwrap_or(i64::MAX));
         if let Some(age) = policy.retention {
             match store.delete_before(cutoff(age)).await {
                 Ok(0) => {}

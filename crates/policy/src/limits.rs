@@ -111,16 +111,6 @@ pub enum Exceeded {
     Concurrency,
 }
 
-impl Exceeded {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Exceeded::Requests => "rpm",
-            Exceeded::Tokens => "tpm",
-            Exceeded::Concurrency => "concurrency",
-        }
-    }
-}
-
 /// What a client is told about its limits (OpenAI's `x-ratelimit-*` headers).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Quota {

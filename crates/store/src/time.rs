@@ -26,6 +26,13 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Now, in microseconds since the epoch (0 if the clock is before 1970).
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 /// `2026-11-24T19:03:07.123456Z`.
 pub fn format_us(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);

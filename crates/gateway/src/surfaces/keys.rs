@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_policy::{KeyLimits, KeyRing, Limits, ModelAllowList, Principal};
-use switchyard_store::{AuditEntry, Store, StoreError, StoredLimits, VirtualKey, time};
+use switchyard_store::time::{self, now_us};
+use switchyard_store::{AuditEntry, Store, StoreError, StoredLimits, VirtualKey};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
 
 use super::admin::{Access, admin};
@@ -25,10 +26,6 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(2);
 
 /// The visible start of every key the store hands out, so they are recognisable in a leak scan.
 const KEY_PREFIX: &str = "sk-sy-";
-
-pub(super) fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
-}
 
 /// A new secret: the prefix and 40 random letters and digits (about 238 bits).
 fn new_secret() -> String {

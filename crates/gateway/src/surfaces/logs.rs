@@ -2,7 +2,7 @@
 //! `GET /admin/logs/{id}` (one whole record) and `GET /admin/usage` (aggregates).
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -176,8 +176,7 @@ pub async fn usage(State(state): State<AppState>, headers: HeaderMap, Query(para
                 }
             }
             if q.filter.from_us.is_none() {
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros();
-                q.filter.from_us = Some(i64::try_from(now).unwrap_or(i64::MAX) - DAY_US);
+                q.filter.from_us = Some(time::now_us() - DAY_US);
             }
             let rows = bounded(store.usage(&q)).await?;
             Ok(json!({ "data": rows }))

@@ -26,8 +26,7 @@ pub fn authenticate(
     headers: &HeaderMap,
 ) -> Result<switchyard_policy::Principal, GatewayError> {
     let store_keys = state.store_keys.load();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
-    switchyard_policy::authenticate(&[&rt.keys, &store_keys], presented_key(headers), now)
+    switchyard_policy::authenticate(&[&rt.keys, &store_keys], presented_key(headers), switchyard_store::time::now_us())
 }
 
 /// The credential a client presents: `Authorization: Bearer KEY` or `x-api-key: KEY`.

@@ -1,7 +1,7 @@
 //! One request's observation: metrics as it goes, and its request record when it ends.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue};
 use prometheus_client::metrics::gauge::Gauge;
@@ -74,7 +74,6 @@ impl Observed {
     ) -> Self {
         let in_flight = state.metrics.in_flight(surface);
         in_flight.inc();
-        let received = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let trace = TraceContext::from_headers(headers);
         Observed {
             metrics: state.metrics.clone(),
@@ -97,7 +96,7 @@ impl Observed {
                 span_id: format!("{:016x}", fastrand::u64(1..)),
                 parent_span_id: trace.parent_span_id,
                 sampled: trace.sampled,
-                received_at_us: i64::try_from(received.as_micros()).unwrap_or(i64::MAX),
+                received_at_us: switchyard_store::time::now_us(),
                 surface: surface.to_string(),
                 operation: operation.to_string(),
                 capture: rt.logging.capture,

@@ -9,11 +9,12 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_policy::Limits;
-use switchyard_store::{StoredLimits, StoredTeam, time};
+use switchyard_store::time::{self, now_us};
+use switchyard_store::{StoredLimits, StoredTeam};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
 
 use super::admin::Access;
-use super::keys::{applied, context, invalid, now_us, reply, store_error, valid_name, write_audit};
+use super::keys::{applied, context, invalid, reply, store_error, valid_name, write_audit};
 use crate::{AppState, TeamPolicy};
 
 /// What a stored team brings to its keys.
