@@ -65,6 +65,17 @@ fn team_from_row(row: &impl Cells) -> Result<StoredTeam, sqlx::Error> {
     })
 }
 
+fn audit_from_row(row: &impl Cells) -> Result<AuditEntry, sqlx::Error> {
+    Ok(AuditEntry {
+        id: row.text("id")?.unwrap_or_default(),
+        at: row.int("at")?.unwrap_or(0),
+        actor: row.text("actor")?.unwrap_or_default(),
+        action: row.text("action")?.unwrap_or_default(),
+        target: row.text("target")?.unwrap_or_default(),
+        details: row.text("details")?.and_then(|d| serde_json::from_str(&d).ok()).unwrap_or_default(),
+    })
+}
+
 /// One admin action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -263,36 +274,13 @@ impl Store {
             "SELECT id, at, actor, action, target, details FROM audit_log ORDER BY at DESC, id DESC LIMIT ",
         );
         sql.bind(i64::from(limit.clamp(1, 1000)));
-        let read = |row: &dyn CellsDyn| -> Result<AuditEntry, sqlx::Error> {
-            Ok(AuditEntry {
-                id: row.text_dyn("id")?.unwrap_or_default(),
-                at: row.int_dyn("at")?.unwrap_or(0),
-                actor: row.text_dyn("actor")?.unwrap_or_default(),
-                action: row.text_dyn("action")?.unwrap_or_default(),
-                target: row.text_dyn("target")?.unwrap_or_default(),
-                details: row.text_dyn("details")?.and_then(|d| serde_json::from_str(&d).ok()).unwrap_or_default(),
-            })
-        };
         Ok(match self {
-            Store::Sqlite(p) => sql.sqlite().fetch_all(p).await?.iter().map(|r| read(r)).collect::<Result<_, _>>()?,
+            Store::Sqlite(p) => {
+                sql.sqlite().fetch_all(p).await?.iter().map(audit_from_row).collect::<Result<_, _>>()?
+            }
             Store::Postgres(p) => {
-                sql.postgres().fetch_all(p).await?.iter().map(|r| read(r)).collect::<Result<_, _>>()?
+                sql.postgres().fetch_all(p).await?.iter().map(audit_from_row).collect::<Result<_, _>>()?
             }
         })
-    }
-}
-
-/// `Cells` behind a reference, so one closure reads rows of either database.
-trait CellsDyn {
-    fn text_dyn(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
-    fn int_dyn(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
-}
-
-impl<T: Cells> CellsDyn for T {
-    fn text_dyn(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
-        self.text(col)
-    }
-    fn int_dyn(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
-        self.int(col)
     }
 }
