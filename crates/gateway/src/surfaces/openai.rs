@@ -292,23 +292,18 @@ pub async fn chat_completions(
     body: Body,
 ) -> Response {
     let rt = state.runtime.load_full();
-    let (mut observed, Admitted { raw, req, plan }) =
+    let (observed, Admitted { raw, req, plan }) =
         match admit_observed(&state, &rt, &id, "chat", &headers, body, openai::decode_chat_request).await {
             Ok(v) => v,
             Err(resp) => return resp,
         };
     let routing = Instant::now();
     let exec = execute(&plan, |a| chat_attempt(&state, &req, Some(&raw), a)).await;
-    observed.routed(&exec, routing.elapsed());
-    let mut routed = routing_headers(&exec);
-    routed.extend(observed.quota_headers());
-    let (outcome, route, target) = match answered(exec) {
-        Ok(v) => v,
-        Err(e) => {
-            observed.finish_err(&e);
-            return with_headers(SurfaceError::openai(e).into_response(), routed);
-        }
-    };
+    let Routed { observed, value: outcome, route, target, headers: mut routed } =
+        match routed(observed, exec, routing.elapsed()) {
+            Ok(v) => v,
+            Err(resp) => return *resp,
+        };
     let passthrough = target.provider.protocol() == Protocol::OpenAi;
     let capture = observed.captures_bodies();
     let resp = match outcome {
@@ -342,13 +337,30 @@ pub async fn chat_completions(
     with_headers(resp, routed)
 }
 
-/// The answer of an execution and who gave it, or its error.
-fn answered<T>(exec: Execution<T>) -> Result<(T, Arc<ModelRoute>, Arc<Target>), GatewayError> {
-    match (exec.result, exec.answered) {
-        (Ok(v), Some((route, target))) => Ok((v, route, target)),
-        (Err(e), _) => Err(e),
-        (Ok(_), None) => Err(GatewayError::upstream(502, "The router returned an answer without its target.")),
-    }
+/// An execution that answered: its answer, who gave it, and the response headers so far (who
+/// answered, the caller's limits).
+struct Routed<T> {
+    observed: Observed,
+    value: T,
+    route: Arc<ModelRoute>,
+    target: Arc<Target>,
+    headers: HeaderMap,
+}
+
+/// Records the execution in the request's observation and splits it: what answered, or the
+/// error response (counted and logged) with the routing headers, so a client sees what was
+/// tried.
+fn routed<T>(mut observed: Observed, exec: Execution<T>, routing: Duration) -> Result<Routed<T>, Box<Response>> {
+    observed.routed(&exec, routing);
+    let mut headers = routing_headers(&exec);
+    headers.extend(observed.quota_headers());
+    let error = match (exec.result, exec.answered) {
+        (Ok(value), Some((route, target))) => return Ok(Routed { observed, value, route, target, headers }),
+        (Err(e), _) => e,
+        (Ok(_), None) => GatewayError::upstream(502, "The router returned an answer without its target."),
+    };
+    observed.finish_err(&error);
+    Err(Box::new(with_headers(SurfaceError::openai(error).into_response(), headers)))
 }
 
 fn with_headers(mut resp: Response, headers: HeaderMap) -> Response {
@@ -677,7 +689,7 @@ pub async fn embeddings(
     body: Body,
 ) -> Response {
     let rt = state.runtime.load_full();
-    let (mut observed, Admitted { raw, req, plan }) =
+    let (observed, Admitted { raw, req, plan }) =
         match admit_observed(&state, &rt, &id, "embeddings", &headers, body, openai::decode_embedding_request).await {
             Ok(v) => v,
             Err(resp) => return resp,
@@ -694,16 +706,11 @@ pub async fn embeddings(
         }
     })
     .await;
-    observed.routed(&exec, routing.elapsed());
-    let mut routed = routing_headers(&exec);
-    routed.extend(observed.quota_headers());
-    let ((response, body), _, target) = match answered(exec) {
-        Ok(v) => v,
-        Err(e) => {
-            observed.finish_err(&e);
-            return with_headers(SurfaceError::openai(e).into_response(), routed);
-        }
-    };
+    let Routed { observed, value: (response, body), target, headers: mut routed, .. } =
+        match routed(observed, exec, routing.elapsed()) {
+            Ok(v) => v,
+            Err(resp) => return *resp,
+        };
     let passthrough = target.provider.protocol() == Protocol::OpenAi;
     let mut body = if passthrough { body } else { openai::encode_embedding_response(&response) };
     if let Some(price) = target.price {
