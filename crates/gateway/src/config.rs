@@ -224,8 +224,9 @@ pub struct TargetConfig {
     pub price: Option<PriceConfig>,
 }
 
-/// Dollars per million tokens.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// Dollars per million tokens. Each field set here replaces the built-in list price's; those
+/// left out keep it (or are 0 for a model the built-in table does not know).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PriceConfig {
     #[serde(default)]
@@ -236,6 +237,27 @@ pub struct PriceConfig {
     pub cached_input_per_mtok: Option<f64>,
     #[serde(default)]
     pub cache_write_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub reasoning_per_mtok: Option<f64>,
+    /// Rates for a whole request whose prompt is longer than `above_input_tokens`.
+    #[serde(default)]
+    pub long_context: Option<LongContextConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LongContextConfig {
+    pub above_input_tokens: u64,
+    #[serde(default)]
+    pub input_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub output_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub reasoning_per_mtok: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -8,12 +8,12 @@ use std::time::Duration;
 use switchyard_policy::{KeyLimits, KeyRing, Limits, ModelAllowList, Principal};
 use switchyard_providers::{Provider, ProviderSpec, ProviderType, Timeouts};
 use switchyard_router::{
-    BreakerPolicy, Catalogue, Health, HedgeAfter, ModelRoute, Price, RetryOn, RetryPolicy, Rule, Sticky, Strategy,
+    BreakerPolicy, Catalogue, Health, HedgeAfter, LongContext, ModelRoute, Price, PriceTable, Rates, RetryOn, RetryPolicy, Rule, Sticky, Strategy,
     Target,
 };
 use switchyard_types::CaptureMode;
 
-use crate::config::{ConfigFile, LimitsConfig, ModelConfig, RetryCondition, Routing, parse_duration};
+use crate::config::{ConfigFile, LimitsConfig, ModelConfig, PriceConfig, RetryCondition, Routing, parse_duration};
 
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -226,12 +226,7 @@ fn build_route(
         target.weight = t.weight.unwrap_or(1);
         target.tier = t.tier.unwrap_or(1);
         target.context_window = t.context_window;
-        target.price = t.price.as_ref().map(|p| Price {
-            input_per_mtok: p.input_per_mtok.unwrap_or(0.0),
-            output_per_mtok: p.output_per_mtok.unwrap_or(0.0),
-            cache_read_per_mtok: p.cached_input_per_mtok,
-            cache_write_per_mtok: p.cache_write_per_mtok,
-        });
+        target.price = price(p.kind.as_str(), &t.model, t.price.as_ref());
         target.health = Health::new(breaker);
         targets.push(Arc::new(target));
     }
@@ -317,6 +312,34 @@ fn build_route(
     route.hedge = hedge;
     route.recover_streams = m.recover_streams;
     Ok(route)
+}
+
+/// A target's price: the built-in list price of its model at its kind of provider, with each
+/// rate the config sets put in its place. `None` when neither knows the model.
+fn price(kind: &str, model: &str, set: Option<&PriceConfig>) -> Option<Price> {
+    let listed = PriceTable::builtin().lookup(kind, model);
+    let Some(set) = set else { return listed };
+    let mut p = listed.unwrap_or_default();
+    let r = &mut p.rates;
+    r.input_per_mtok = set.input_per_mtok.unwrap_or(r.input_per_mtok);
+    r.output_per_mtok = set.output_per_mtok.unwrap_or(r.output_per_mtok);
+    r.cache_read_per_mtok = set.cached_input_per_mtok.or(r.cache_read_per_mtok);
+    r.cache_write_per_mtok = set.cache_write_per_mtok.or(r.cache_write_per_mtok);
+    r.reasoning_per_mtok = set.reasoning_per_mtok.or(r.reasoning_per_mtok);
+    if let Some(long) = &set.long_context {
+        let base = p.long_context.map_or(p.rates, |l| l.rates);
+        p.long_context = Some(LongContext {
+            above_input_tokens: long.above_input_tokens,
+            rates: Rates {
+                input_per_mtok: long.input_per_mtok.unwrap_or(base.input_per_mtok),
+                output_per_mtok: long.output_per_mtok.unwrap_or(base.output_per_mtok),
+                cache_read_per_mtok: long.cached_input_per_mtok.or(base.cache_read_per_mtok),
+                cache_write_per_mtok: long.cache_write_per_mtok.or(base.cache_write_per_mtok),
+                reasoning_per_mtok: long.reasoning_per_mtok.or(base.reasoning_per_mtok),
+            },
+        });
+    }
+    Some(p)
 }
 
 fn build_providers(specs: &BTreeMap<String, ProviderSpec>, errors: &mut Vec<String>) -> HashMap<String, Arc<Provider>> {

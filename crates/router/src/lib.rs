@@ -4,6 +4,7 @@
 mod catalogue;
 mod execute;
 mod health;
+mod price;
 mod rules;
 mod strategy;
 mod target;
@@ -13,4 +14,5 @@ pub use execute::{Attempt, AttemptRecord, Execution, Outcome, execute, execute_a
 pub use health::{BreakerPolicy, BreakerState, Health, HealthReport, Refusal};
 pub use rules::{RequestView, Rule, RuleError, apply_rules};
 pub use strategy::{Facts, Strategy};
-pub use target::{InFlight, Permit, Price, Target, TargetStats};
+pub use price::{LongContext, Price, PriceTable, Rates};
+pub use target::{InFlight, Permit, Target, TargetStats};

@@ -213,9 +213,9 @@ mod tests {
         let ts = [target("dear", 1, 1), target("cheap", 1, 1), target("unpriced", 1, 1)];
         // Targets are shared; set prices through fresh ones.
         let mut dear = Target::new(ts[0].provider.clone(), "m");
-        dear.price = Some(Price { input_per_mtok: 3.0, output_per_mtok: 15.0, ..Default::default() });
+        dear.price = Some(Price::flat(3.0, 15.0));
         let mut cheap = Target::new(ts[1].provider.clone(), "m");
-        cheap.price = Some(Price { input_per_mtok: 0.15, output_per_mtok: 0.6, ..Default::default() });
+        cheap.price = Some(Price::flat(0.15, 0.6));
         let ts = [Arc::new(dear), Arc::new(cheap), ts[2].clone()];
         let facts = Facts { input_tokens: 1000, output_tokens: 500, sticky: None };
         let o = order(&ts, Strategy::Cost, &facts, &AtomicUsize::new(0));

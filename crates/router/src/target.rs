@@ -6,34 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use switchyard_providers::Provider;
-use switchyard_types::{Cost, Usage};
 
-use crate::Health;
+use crate::{Health, Price};
 use crate::health::{BreakerPolicy, Refusal};
-
-/// Dollars per million tokens. Cached reads and cache writes cost the input price unless
-/// priced on their own.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Price {
-    pub input_per_mtok: f64,
-    pub output_per_mtok: f64,
-    pub cache_read_per_mtok: Option<f64>,
-    pub cache_write_per_mtok: Option<f64>,
-}
-
-impl Price {
-    /// What a call with this usage costs. Input counts cached tokens too (the IR's convention),
-    /// so they are taken out of it and priced at their own rate; output includes reasoning.
-    pub fn cost(&self, u: &Usage) -> Cost {
-        let per = |tokens: u64, price: f64| tokens as f64 * price / 1e6;
-        let cached = u.cache_read_tokens.saturating_add(u.cache_write_tokens);
-        let input = per(u.input_tokens.saturating_sub(cached), self.input_per_mtok);
-        let output = per(u.output_tokens, self.output_per_mtok);
-        let cache_read = per(u.cache_read_tokens, self.cache_read_per_mtok.unwrap_or(self.input_per_mtok));
-        let cache_write = per(u.cache_write_tokens, self.cache_write_per_mtok.unwrap_or(self.input_per_mtok));
-        Cost { input, output, cache_read, cache_write, total: input + output + cache_read + cache_write }
-    }
-}
 
 /// A deployment: a provider and the model name it knows, with its routing attributes.
 #[derive(Debug)]
@@ -85,7 +60,10 @@ impl Target {
     /// known, so they sort after priced ones rather than before.
     pub fn estimated_cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
         match self.price {
-            Some(p) => (input_tokens as f64 * p.input_per_mtok + output_tokens as f64 * p.output_per_mtok) / 1e6,
+            Some(p) => {
+                let r = p.rates_for(input_tokens);
+                (input_tokens as f64 * r.input_per_mtok + output_tokens as f64 * r.output_per_mtok) / 1e6
+            }
             None => f64::INFINITY,
         }
     }
@@ -183,34 +161,6 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-#[cfg(test)]
-mod price_tests {
-    use super::*;
-
-    #[test]
-    fn cached_tokens_are_priced_at_their_own_rate() {
-        let p = Price {
-            input_per_mtok: 2.0,
-            output_per_mtok: 8.0,
-            cache_read_per_mtok: Some(0.5),
-            cache_write_per_mtok: None,
-        };
-        let u = Usage {
-            input_tokens: 1_000_000,
-            output_tokens: 500_000,
-            cache_read_tokens: 400_000,
-            cache_write_tokens: 100_000,
-            reasoning_tokens: 0,
-        };
-        let c = p.cost(&u);
-        assert!((c.input - 1.0).abs() < 1e-12, "500k uncached at $2");
-        assert!((c.cache_read - 0.2).abs() < 1e-12);
-        assert!((c.cache_write - 0.2).abs() < 1e-12, "cache writes default to the input price");
-        assert!((c.output - 4.0).abs() < 1e-12);
-        assert!((c.total - 5.4).abs() < 1e-12);
     }
 }
 
