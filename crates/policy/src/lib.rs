@@ -3,8 +3,10 @@
 //! Keys are held only as SHA-256 digests: the raw key is compared by hashing what the client
 //! presents, so a memory dump or a debug print never shows one.
 
+mod budgets;
 mod limits;
 mod shared;
+mod shared_budgets;
 
 use std::collections::HashMap;
 
@@ -12,7 +14,9 @@ use sha2::{Digest, Sha256};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
 
 pub use limits::{Admission, Admissions, Exceeded, KeyLimits, Limiter, Limits, Quota, Refused, Scope};
+pub use budgets::{Budget, BudgetRefused, BudgetScope, Budgets, Crossing, Nanos, Owner, Period, Reservation, Window, nanos, usd};
 pub use shared::{OnRedisOutage, SharedAdmission, SharedLimiter};
+pub use shared_budgets::{Alerts, BudgetHold, BudgetRefusal, SharedBudgets, SharedHold};
 
 /// The caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -91,9 +91,12 @@ pub enum Verdict {
 /// The connection to Redis and the scripts. Cheap to clone.
 #[derive(Clone)]
 pub struct SharedCounters {
-    conn: ConnectionManager,
+    pub(crate) conn: ConnectionManager,
     admit: Script,
     settle: Script,
+    pub(crate) budget_reserve: Script,
+    pub(crate) budget_settle: Script,
+    pub(crate) budget_seed: Script,
 }
 
 impl std::fmt::Debug for SharedCounters {
@@ -120,7 +123,15 @@ impl SharedCounters {
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1);
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(StoreError::Redis)?;
-        Ok(SharedCounters { conn, admit: Script::new(ADMIT), settle: Script::new(SETTLE) })
+        let [budget_reserve, budget_settle, budget_seed] = crate::spend::scripts();
+        Ok(SharedCounters {
+            conn,
+            admit: Script::new(ADMIT),
+            settle: Script::new(SETTLE),
+            budget_reserve,
+            budget_settle,
+            budget_seed,
+        })
     }
 
     pub async fn admit(

@@ -10,6 +10,7 @@ mod counters;
 mod keys;
 mod migrate;
 mod requests;
+mod spend;
 mod sql;
 pub mod time;
 
@@ -21,6 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use counters::{ScopeLimits, SharedCounters, Verdict};
 pub use keys::{AuditEntry, StoredLimits, StoredTeam, VirtualKey};
+pub use spend::{BudgetBooks, Hold, Settled};
 pub use requests::{Bucket, LogPage, LogQuery, Percentiles, StatusFilter, UsageQuery, UsageRow};
 
 #[derive(Debug, thiserror::Error)]

@@ -694,6 +694,50 @@ impl Store {
         }
     }
 
+    /// Spend in the log by one key, team or user (`owner`: `key`, `team` or `user`) received in
+    /// `[from_us, until_us)`, summed per step of `step_us` and returned as (step start, dollars).
+    /// Budgets load what was spent before an instance started from here.
+    pub async fn spend_steps(
+        &self,
+        owner: &str,
+        name: &str,
+        from_us: i64,
+        until_us: i64,
+        step_us: i64,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        let column = match owner {
+            "key" => "key_name",
+            "team" => "team",
+            "user" => "user_id",
+            other => return Err(StoreError::Invalid("budget owner", other.to_string())),
+        };
+        let mut sql = Sql::new(self.dialect(), "SELECT (received_at - ");
+        sql.bind(from_us).push(") / ").bind(step_us.max(1));
+        sql.push(&format!(" AS step, SUM(cost_total) AS usd FROM requests WHERE {column} = ")).bind(name.to_string());
+        sql.push(" AND received_at >= ").bind(from_us).push(" AND received_at < ").bind(until_us);
+        sql.push(" AND cost_total IS NOT NULL GROUP BY step");
+        let read = |step: Option<i64>, usd: Option<f64>| {
+            (from_us.saturating_add(step.unwrap_or(0).saturating_mul(step_us.max(1))), usd.unwrap_or(0.0))
+        };
+        let rows = match self {
+            Store::Sqlite(p) => sql
+                .sqlite()
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(|r| Ok(read(r.int("step")?, r.real("usd")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?,
+            Store::Postgres(p) => sql
+                .postgres()
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(|r| Ok(read(r.int("step")?, r.real("usd")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?,
+        };
+        Ok(rows)
+    }
+
     /// How many records are stored.
     pub async fn count_records(&self) -> Result<u64, StoreError> {
         let sql = Sql::new(self.dialect(), "SELECT COUNT(*) AS n FROM requests");

@@ -33,6 +33,14 @@ pub fn now_us() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
+/// The start (midnight UTC) of the calendar month `months` after the one holding `us`, in
+/// microseconds since the epoch; `months = 0` is that month's own start.
+pub fn month_start_us(us: i64, months: i64) -> i64 {
+    let (y, m, _) = civil_from_days(us.div_euclid(86_400_000_000));
+    let index = y * 12 + (m - 1) + months;
+    days_from_civil(index.div_euclid(12), index.rem_euclid(12) + 1, 1) * 86_400_000_000
+}
+
 /// `2026-11-24T19:03:07.123456Z`.
 pub fn format_us(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
@@ -106,6 +114,14 @@ mod tests {
             assert_eq!(parse_us(&format_us(us)), Some(us), "{}", format_us(us));
         }
         assert_eq!(format_us(1_764_010_987_123_456), "2025-11-24T19:03:07.123456Z");
+    }
+
+    #[test]
+    fn month_starts_cross_years() {
+        let t = parse_us("2026-12-15T10:00:00Z").unwrap_or_default();
+        assert_eq!(format_us(month_start_us(t, 0)), "2026-12-01T00:00:00.000000Z");
+        assert_eq!(format_us(month_start_us(t, 1)), "2027-01-01T00:00:00.000000Z");
+        assert_eq!(format_us(month_start_us(t, -12)), "2025-12-01T00:00:00.000000Z");
     }
 
     #[test]
