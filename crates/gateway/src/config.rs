@@ -35,6 +35,12 @@ pub struct ConfigFile {
     /// Teams that keys belong to, with their settings.
     #[serde(default)]
     pub teams: Vec<TeamConfig>,
+    /// Users that keys belong to (`keys[].user`), with their own limits and budget.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// How dollar budgets answer and alert.
+    #[serde(default)]
+    pub budgets: BudgetsConfig,
     /// The request log: what it keeps and for how long.
     #[serde(default)]
     pub logging: LoggingConfig,
@@ -60,6 +66,41 @@ pub struct TeamConfig {
     /// Limits shared by every key of the team.
     #[serde(default)]
     pub limits: Option<LimitsConfig>,
+    /// A dollar budget shared by every key of the team.
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// The user's team, for keys of the user that name none.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Limits over all the user's keys.
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
+    /// A dollar budget over all the user's keys.
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetsConfig {
+    /// Where alerts are POSTed when spend crosses a budget's `alerts` fractions.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// Headers sent with each alert (an `authorization` for the receiver, say).
+    #[serde(default)]
+    pub webhook_headers: BTreeMap<String, String>,
+    /// The status of a refusal: 402 (the default) or 429.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// The output a request without `max_tokens` is reserved for (default 4096).
+    #[serde(default)]
+    pub default_max_tokens: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -309,6 +350,9 @@ pub struct KeyConfig {
     /// A team from `teams:`.
     #[serde(default)]
     pub team: Option<String>,
+    /// A user from `users:`.
+    #[serde(default)]
+    pub user: Option<String>,
     /// Body capture for this key's requests; overrides the team's and the default.
     #[serde(default)]
     pub capture: Option<CaptureMode>,
@@ -350,8 +394,34 @@ impl LimitsConfig {
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     pub usd: f64,
+    /// `daily`, `weekly`, `monthly`, `lifetime` (the default) or a rolling duration (`30d`).
     #[serde(default)]
     pub period: Option<String>,
+    /// Fractions of `usd` at which the webhook is told (`[0.5, 0.8, 1.0]`).
+    #[serde(default)]
+    pub alerts: Vec<f64>,
+}
+
+impl BudgetConfig {
+    /// The budget, or why it is wrong (`what` names it in the message).
+    pub fn budget(&self, what: &str) -> Result<switchyard_policy::Budget, String> {
+        budget(self.usd, self.period.as_deref(), &self.alerts).map_err(|e| format!("{what}: {e}"))
+    }
+}
+
+/// Checks and builds a budget, for the config and the admin API alike.
+pub fn budget(usd: f64, period: Option<&str>, alerts: &[f64]) -> Result<switchyard_policy::Budget, String> {
+    if !usd.is_finite() || usd < 0.0 {
+        return Err(format!("budget usd must be a number of dollars, 0 or more (got {usd})"));
+    }
+    let period = switchyard_policy::Period::parse(period.unwrap_or("lifetime"))?;
+    let mut alerts = alerts.to_vec();
+    if let Some(bad) = alerts.iter().find(|a| !(a.is_finite() && **a > 0.0 && **a <= 1.0)) {
+        return Err(format!("budget alerts are fractions of the budget in (0, 1] (got {bad})"));
+    }
+    alerts.sort_by(f64::total_cmp);
+    alerts.dedup();
+    Ok(switchyard_policy::Budget { max: switchyard_policy::nanos(usd), period, alerts })
 }
 
 /// A duration written as `500ms`, `10s`, `2m`, `1h` or a number of seconds.

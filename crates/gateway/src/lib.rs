@@ -24,13 +24,13 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, patch, post};
-use switchyard_policy::{KeyRing, Limiter, OnRedisOutage, SharedLimiter};
+use switchyard_policy::{Alerts, Budgets, KeyRing, Limiter, OnRedisOutage, SharedBudgets, SharedLimiter};
 use switchyard_providers::UpstreamClient;
 use switchyard_store::Store;
 use switchyard_telemetry::{Metrics, RecordSink};
 
 pub use error::SurfaceError;
-pub use runtime::{Runtime, TeamPolicy};
+pub use runtime::{Runtime, TeamPolicy, UserPolicy};
 pub use server::serve_on;
 
 /// What every handler shares. Cloning is cheap (reference counts).
@@ -53,12 +53,25 @@ pub struct AppState {
     pub store_keys: Arc<ArcSwap<KeyRing>>,
     /// Teams made through the admin API, loaded with the keys.
     pub store_teams: Arc<ArcSwap<HashMap<String, TeamPolicy>>>,
+    /// Users made through the admin API, likewise.
+    pub store_users: Arc<ArcSwap<HashMap<String, UserPolicy>>>,
+    /// Budget books in this process: all of them without Redis, a stand-in during its outages.
+    pub budgets: Arc<Budgets>,
+    /// The books shared with other instances through Redis, when `redis:` is set.
+    pub shared_budgets: Option<Arc<SharedBudgets>>,
+    /// Where budget alerts go, to the webhook sender.
+    pub alerts: Alerts,
 }
 
 impl AppState {
     /// A team by name: the config's, else one made through the admin API.
     pub fn team(&self, rt: &Runtime, name: &str) -> Option<TeamPolicy> {
         rt.teams.get(name).cloned().or_else(|| self.store_teams.load().get(name).cloned())
+    }
+
+    /// A user by name: the config's, else one made through the admin API.
+    pub fn user(&self, rt: &Runtime, name: &str) -> Option<UserPolicy> {
+        rt.users.get(name).cloned().or_else(|| self.store_users.load().get(name).cloned())
     }
 }
 
@@ -76,6 +89,10 @@ impl AppState {
             shared_limits: None,
             store_keys: Arc::new(ArcSwap::from_pointee(KeyRing::default())),
             store_teams: Arc::new(ArcSwap::from_pointee(HashMap::new())),
+            store_users: Arc::new(ArcSwap::from_pointee(HashMap::new())),
+            budgets: Arc::default(),
+            shared_budgets: None,
+            alerts: Alerts::off(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_policy::{KeyLimits, KeyRing, Limits, ModelAllowList, Principal};
+use switchyard_policy::{Budget, BudgetScope, KeyLimits, KeyRing, Limits, ModelAllowList, Owner, Principal};
 use switchyard_providers::{Provider, ProviderSpec, ProviderType, Timeouts};
 use switchyard_router::{
     BreakerPolicy, Catalogue, Health, HedgeAfter, LongContext, ModelRoute, Price, PriceTable, Rates, RetryOn, RetryPolicy, Rule, Sticky, Strategy,
@@ -46,6 +46,54 @@ impl Default for LogPolicy {
 pub struct TeamPolicy {
     pub limits: Limits,
     pub capture: Option<CaptureMode>,
+    pub budget: Option<Budget>,
+}
+
+/// What a user brings to its keys.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserPolicy {
+    pub team: Option<String>,
+    pub limits: Limits,
+    pub budget: Option<Budget>,
+}
+
+/// How budgets answer and alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetSettings {
+    /// 402, or 429 for clients that only retry on that.
+    pub status: u16,
+    /// The output reserved for a request without `max_tokens`.
+    pub default_max_tokens: u64,
+    pub webhook: Option<String>,
+    pub webhook_headers: Vec<(String, String)>,
+}
+
+impl Default for BudgetSettings {
+    fn default() -> Self {
+        BudgetSettings { status: 402, default_max_tokens: 4096, webhook: None, webhook_headers: Vec::new() }
+    }
+}
+
+/// A budget from the store; one that no longer checks (written by a newer version, say) is left
+/// out rather than stopping the key.
+pub fn stored_budget(b: &switchyard_store::StoredBudget) -> Option<Budget> {
+    crate::config::budget(b.usd, Some(&b.period), &b.alerts).ok()
+}
+
+/// The budget scopes of a key: its own, its team's and its user's budgets, those that exist.
+pub fn budget_scopes(
+    key: (&str, Option<&Budget>),
+    team: Option<(&str, Option<&Budget>)>,
+    user: Option<(&str, Option<&Budget>)>,
+) -> Vec<BudgetScope> {
+    let owned = [(Owner::Key, Some(key)), (Owner::Team, team), (Owner::User, user)];
+    owned
+        .into_iter()
+        .filter_map(|(owner, o)| {
+            let (name, budget) = o?;
+            Some(BudgetScope { owner, name: name.to_string(), budget: budget?.clone() })
+        })
+        .collect()
 }
 
 pub struct Runtime {
@@ -59,6 +107,9 @@ pub struct Runtime {
     pub model_limits: HashMap<String, Limits>,
     /// The teams of the config, for keys made through the admin API.
     pub teams: HashMap<String, TeamPolicy>,
+    /// The users of the config, likewise.
+    pub users: HashMap<String, UserPolicy>,
+    pub budgets: BudgetSettings,
     /// Where this config came from, for logs and `/health/ready`.
     pub source: String,
     /// Things worth telling the operator that do not stop the gateway.
@@ -99,16 +150,50 @@ impl Runtime {
                 Err(e) => errors.push(e.to_string()),
             }
         }
-        let keys = build_keys(cfg, &mut errors);
-        let teams = cfg
+        let teams: HashMap<String, TeamPolicy> = cfg
             .teams
             .iter()
             .map(|t| {
+                let what = format!("team '{}'", t.name);
                 let limits =
-                    t.limits.as_ref().and_then(|l| l.limits(&format!("team '{}'", t.name)).ok()).unwrap_or_default();
-                (t.name.clone(), TeamPolicy { limits, capture: t.capture })
+                    t.limits.as_ref().and_then(|l| l.limits(&what).map_err(|e| errors.push(e)).ok()).unwrap_or_default();
+                let budget = t.budget.as_ref().and_then(|b| b.budget(&what).map_err(|e| errors.push(e)).ok());
+                (t.name.clone(), TeamPolicy { limits, capture: t.capture, budget })
             })
             .collect();
+        let mut users = HashMap::new();
+        for u in &cfg.users {
+            let what = format!("user '{}'", u.name);
+            if u.team.as_ref().is_some_and(|t| !teams.contains_key(t)) {
+                errors.push(format!("{what}: team '{}' is not defined in teams:", u.team.as_deref().unwrap_or("")));
+            }
+            let limits = match u.limits.as_ref().map(|l| l.limits(&what)) {
+                Some(Err(e)) => {
+                    errors.push(e);
+                    Limits::default()
+                }
+                other => other.and_then(Result::ok).unwrap_or_default(),
+            };
+            let budget = u.budget.as_ref().and_then(|b| b.budget(&what).map_err(|e| errors.push(e)).ok());
+            if users.insert(u.name.clone(), UserPolicy { team: u.team.clone(), limits, budget }).is_some() {
+                errors.push(format!("{what} is defined twice"));
+            }
+        }
+        let keys = build_keys(cfg, &teams, &users, &mut errors);
+        let budgets = BudgetSettings {
+            status: cfg.budgets.status.unwrap_or(402),
+            default_max_tokens: cfg.budgets.default_max_tokens.unwrap_or(4096),
+            webhook: cfg.budgets.webhook.clone(),
+            webhook_headers: cfg.budgets.webhook_headers.clone().into_iter().collect(),
+        };
+        if !matches!(budgets.status, 402 | 429) {
+            errors.push(format!("budgets.status must be 402 or 429 (got {})", budgets.status));
+        }
+        if let Some(url) = &budgets.webhook
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            errors.push(format!("budgets.webhook must be an http(s) URL (got '{url}')"));
+        }
         let mut model_limits = HashMap::new();
         for m in &cfg.models {
             match m.limits.as_ref().map(|l| l.limits(&format!("model '{}'", m.name))) {
@@ -116,9 +201,6 @@ impl Runtime {
                 Some(Err(e)) => errors.push(e),
                 None => {}
             }
-        }
-        if cfg.keys.iter().any(|k| k.budget.is_some()) {
-            warnings.push("key budgets are accepted but not enforced in this version".into());
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -131,6 +213,8 @@ impl Runtime {
             client_timeout: cfg.server.client_timeout.map_or(DEFAULT_CLIENT_TIMEOUT, |s| s.0),
             model_limits,
             teams,
+            users,
+            budgets,
             logging: LogPolicy {
                 capture: cfg.logging.capture.unwrap_or_default(),
                 max_body_bytes: cfg.logging.max_body_bytes.unwrap_or(DEFAULT_CAPTURED_BODY),
@@ -191,6 +275,8 @@ impl Runtime {
             logging: LogPolicy::default(),
             model_limits: HashMap::new(),
             teams: HashMap::new(),
+            users: HashMap::new(),
+            budgets: BudgetSettings::default(),
             source: "environment".into(),
             warnings,
         }
@@ -359,7 +445,12 @@ fn build_providers(specs: &BTreeMap<String, ProviderSpec>, errors: &mut Vec<Stri
     out
 }
 
-fn build_keys(cfg: &ConfigFile, errors: &mut Vec<String>) -> KeyRing {
+fn build_keys(
+    cfg: &ConfigFile,
+    teams: &HashMap<String, TeamPolicy>,
+    users: &HashMap<String, UserPolicy>,
+    errors: &mut Vec<String>,
+) -> KeyRing {
     let mut keys = KeyRing::default();
     if let Some(master) = cfg.server.master_key.as_deref() {
         if master.is_empty() {
@@ -368,9 +459,9 @@ fn build_keys(cfg: &ConfigFile, errors: &mut Vec<String>) -> KeyRing {
             keys.insert(master, Principal::master());
         }
     }
-    let mut teams = HashMap::new();
+    let mut seen_teams = HashSet::new();
     for t in &cfg.teams {
-        if teams.insert(t.name.as_str(), t).is_some() {
+        if !seen_teams.insert(t.name.as_str()) {
             errors.push(format!("team '{}' is defined twice", t.name));
         }
     }
@@ -383,10 +474,21 @@ fn build_keys(cfg: &ConfigFile, errors: &mut Vec<String>) -> KeyRing {
             errors.push(format!("key '{}': the key must be at least 8 characters", k.name));
             continue;
         }
-        let team = match k.team.as_deref() {
+        let user = match k.user.as_deref() {
+            None => None,
+            Some(u) => match users.get(u) {
+                Some(user) => Some((u, user)),
+                None => {
+                    errors.push(format!("key '{}': user '{u}' is not defined in users:", k.name));
+                    continue;
+                }
+            },
+        };
+        let team_name = k.team.as_deref().or(user.and_then(|(_, u)| u.team.as_deref()));
+        let team = match team_name {
             None => None,
             Some(t) => match teams.get(t) {
-                Some(team) => Some(*team),
+                Some(team) => Some((t, team)),
                 None => {
                     errors.push(format!("key '{}': team '{t}' is not defined in teams:", k.name));
                     continue;
@@ -403,7 +505,8 @@ fn build_keys(cfg: &ConfigFile, errors: &mut Vec<String>) -> KeyRing {
         };
         let mut limits = KeyLimits {
             key: limit(k.limits.as_ref(), format!("key '{}'", k.name)),
-            team: limit(team.and_then(|t| t.limits.as_ref()), format!("team '{}'", k.team.as_deref().unwrap_or(""))),
+            team: team.map(|(_, t)| t.limits).unwrap_or_default(),
+            user: user.map(|(_, u)| u.limits).unwrap_or_default(),
             per_user: limit(k.user_limits.as_ref(), format!("key '{}': user_limits", k.name)),
             per_model: BTreeMap::new(),
         };
@@ -416,10 +519,17 @@ fn build_keys(cfg: &ConfigFile, errors: &mut Vec<String>) -> KeyRing {
             }
         }
         errors.append(&mut unknown);
+        let budget = k.budget.as_ref().and_then(|b| b.budget(&format!("key '{}'", k.name)).map_err(|e| errors.push(e)).ok());
         let principal = Principal {
-            team: team.map(|t| t.name.clone()),
-            capture: k.capture.or(team.and_then(|t| t.capture)),
+            team: team.map(|(t, _)| t.to_string()),
+            user: user.map(|(u, _)| u.to_string()),
+            capture: k.capture.or(team.and_then(|(_, t)| t.capture)),
             limits,
+            budgets: budget_scopes(
+                (&k.name, budget.as_ref()),
+                team.map(|(t, p)| (t, p.budget.as_ref())),
+                user.map(|(u, p)| (u, p.budget.as_ref())),
+            ),
             admin: k.admin,
             ..Principal::new(k.name.clone(), ModelAllowList::from_patterns(k.models.clone()))
         };

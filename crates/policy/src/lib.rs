@@ -19,7 +19,7 @@ pub use shared::{OnRedisOutage, SharedAdmission, SharedLimiter};
 pub use shared_budgets::{Alerts, BudgetHold, BudgetRefusal, SharedBudgets, SharedHold};
 
 /// The caller of one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
     /// The key's name from the config (`master` for the master key, `anonymous` without auth).
     pub name: String,
@@ -27,10 +27,14 @@ pub struct Principal {
     /// What it may do with the admin API, if anything.
     pub admin: Option<AdminRole>,
     pub team: Option<String>,
+    /// The user the key belongs to, if any.
+    pub user: Option<String>,
     /// How much of this caller's requests the log keeps, when the key or its team says.
     pub capture: Option<CaptureMode>,
     /// The rate limits its requests count against.
     pub limits: KeyLimits,
+    /// The dollar budgets its requests count against: its own, its team's, its user's.
+    pub budgets: Vec<BudgetScope>,
     /// When the key stops working (microseconds since the epoch), for keys that expire.
     pub expires_at_us: Option<i64>,
 }
@@ -42,8 +46,10 @@ impl Principal {
             models,
             admin: None,
             team: None,
+            user: None,
             capture: None,
             limits: KeyLimits::default(),
+            budgets: Vec::new(),
             expires_at_us: None,
         }
     }

@@ -39,6 +39,8 @@ pub struct KeyLimits {
     pub key: Limits,
     /// Its team's, shared by every key of the team.
     pub team: Limits,
+    /// Its user's, shared by every key of the user.
+    pub user: Limits,
     /// Each end user's (`x-switchyard-user` or the request's `user`) under this key.
     pub per_user: Limits,
     /// This key's on one model.

@@ -28,18 +28,24 @@ const ALERT_QUEUE: usize = 1024;
 
 /// Where crossed alert fractions go (the gateway's webhook sender).
 #[derive(Debug, Clone)]
-pub struct Alerts(tokio::sync::mpsc::Sender<Crossing>);
+pub struct Alerts(Option<tokio::sync::mpsc::Sender<Crossing>>);
 
 impl Alerts {
     pub fn channel() -> (Alerts, tokio::sync::mpsc::Receiver<Crossing>) {
         let (tx, rx) = tokio::sync::mpsc::channel(ALERT_QUEUE);
-        (Alerts(tx), rx)
+        (Alerts(Some(tx)), rx)
+    }
+
+    /// Nowhere to send alerts (no webhook configured).
+    pub fn off() -> Alerts {
+        Alerts(None)
     }
 
     pub fn send(&self, crossings: Vec<Crossing>) {
+        let Some(tx) = &self.0 else { return };
         for c in crossings {
-            if self.0.try_send(c).is_err() {
-                tracing::warn!("budget alert queue is full: an alert was dropped");
+            if tx.try_send(c).is_err() {
+                tracing::warn!("the budget alert queue is full: an alert was dropped");
             }
         }
     }

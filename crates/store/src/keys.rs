@@ -19,6 +19,22 @@ pub struct StoredLimits {
     pub concurrency: Option<u64>,
 }
 
+/// A dollar budget as stored: at most `usd` over `period` (`daily`, `weekly`, `monthly`,
+/// `lifetime` or a duration such as `30d`), alerting at each of the `alerts` fractions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredBudget {
+    pub usd: f64,
+    #[serde(default = "lifetime")]
+    pub period: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<f64>,
+}
+
+fn lifetime() -> String {
+    "lifetime".into()
+}
+
 /// A virtual key as the admin API shows it: everything but the secret.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VirtualKey {
@@ -31,6 +47,7 @@ pub struct VirtualKey {
     /// Model names and `*` patterns; `None` is every model.
     pub models: Option<Vec<String>>,
     pub limits: Option<StoredLimits>,
+    pub budget: Option<StoredBudget>,
     pub capture: Option<String>,
     pub metadata: BTreeMap<String, String>,
     /// Microseconds since the epoch.
@@ -45,6 +62,7 @@ pub struct VirtualKey {
 pub struct StoredTeam {
     pub name: String,
     pub limits: Option<StoredLimits>,
+    pub budget: Option<StoredBudget>,
     pub capture: Option<String>,
     pub metadata: BTreeMap<String, String>,
     pub created_at: i64,
@@ -58,7 +76,35 @@ fn team_from_row(row: &impl Cells) -> Result<StoredTeam, sqlx::Error> {
     Ok(StoredTeam {
         name: row.text("name")?.unwrap_or_default(),
         limits: parse("limits")?.and_then(|v| serde_json::from_value(v).ok()),
+        budget: parse("budget")?.and_then(|v| serde_json::from_value(v).ok()),
         capture: row.text("capture")?,
+        metadata: parse("metadata")?.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default(),
+        created_at: row.int("created_at")?.unwrap_or(0),
+        updated_at: row.int("updated_at")?.unwrap_or(0),
+    })
+}
+
+/// A user made through the admin API: someone (or some service) keys belong to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredUser {
+    pub name: String,
+    pub team: Option<String>,
+    pub limits: Option<StoredLimits>,
+    pub budget: Option<StoredBudget>,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn user_from_row(row: &impl Cells) -> Result<StoredUser, sqlx::Error> {
+    let parse = |c: &str| -> Result<Option<serde_json::Value>, sqlx::Error> {
+        Ok(row.text(c)?.and_then(|s| serde_json::from_str(&s).ok()))
+    };
+    Ok(StoredUser {
+        name: row.text("name")?.unwrap_or_default(),
+        team: row.text("team")?,
+        limits: parse("limits")?.and_then(|v| serde_json::from_value(v).ok()),
+        budget: parse("budget")?.and_then(|v| serde_json::from_value(v).ok()),
         metadata: parse("metadata")?.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default(),
         created_at: row.int("created_at")?.unwrap_or(0),
         updated_at: row.int("updated_at")?.unwrap_or(0),
@@ -90,8 +136,8 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
-const KEY_COLUMNS: &str = "id, name, prefix, hash, team, user_id, models, limits, capture, metadata, expires_at, \
-                           revoked_at, created_at, updated_at";
+const KEY_COLUMNS: &str = "id, name, prefix, hash, team, user_id, models, limits, budget, capture, metadata, \
+                           expires_at, revoked_at, created_at, updated_at";
 
 fn json_text<T: Serialize>(v: &Option<T>) -> Value {
     Value::Text(v.as_ref().and_then(|v| serde_json::to_string(v).ok()))
@@ -109,6 +155,7 @@ fn key_from_row(row: &impl Cells) -> Result<(String, VirtualKey), sqlx::Error> {
         user: row.text("user_id")?,
         models: parse("models")?.and_then(|v| serde_json::from_value(v).ok()),
         limits: parse("limits")?.and_then(|v| serde_json::from_value(v).ok()),
+        budget: parse("budget")?.and_then(|v| serde_json::from_value(v).ok()),
         capture: row.text("capture")?,
         metadata: parse("metadata")?.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default(),
         expires_at: row.int("expires_at")?,
@@ -150,6 +197,7 @@ impl Store {
             Value::Text(key.user.clone()),
             json_text(&key.models),
             json_text(&key.limits),
+            json_text(&key.budget),
             Value::Text(key.capture.clone()),
             json_text(&Some(&key.metadata)),
             Value::Int(key.expires_at),
@@ -198,6 +246,7 @@ impl Store {
         sql.push(", user_id = ").bind(Value::Text(key.user.clone()));
         sql.push(", models = ").bind(json_text(&key.models));
         sql.push(", limits = ").bind(json_text(&key.limits));
+        sql.push(", budget = ").bind(json_text(&key.budget));
         sql.push(", capture = ").bind(Value::Text(key.capture.clone()));
         sql.push(", metadata = ").bind(json_text(&Some(&key.metadata)));
         sql.push(", expires_at = ").bind(Value::Int(key.expires_at));
@@ -223,9 +272,10 @@ impl Store {
     pub async fn create_team(&self, t: &StoredTeam) -> Result<(), StoreError> {
         let mut sql = Sql::new(
             self.dialect(),
-            "INSERT INTO teams (name, limits, capture, metadata, created_at, updated_at) VALUES (",
+            "INSERT INTO teams (name, limits, budget, capture, metadata, created_at, updated_at) VALUES (",
         );
-        sql.bind(t.name.as_str()).push(", ").bind(json_text(&t.limits)).push(", ").bind(Value::Text(t.capture.clone()));
+        sql.bind(t.name.as_str()).push(", ").bind(json_text(&t.limits)).push(", ").bind(json_text(&t.budget));
+        sql.push(", ").bind(Value::Text(t.capture.clone()));
         sql.push(", ").bind(json_text(&Some(&t.metadata))).push(", ").bind(t.created_at).push(", ").bind(t.updated_at);
         sql.push(")");
         self.execute(&sql).await.map(|_| ())
@@ -233,7 +283,8 @@ impl Store {
 
     pub async fn update_team(&self, t: &StoredTeam) -> Result<bool, StoreError> {
         let mut sql = Sql::new(self.dialect(), "UPDATE teams SET limits = ");
-        sql.bind(json_text(&t.limits)).push(", capture = ").bind(Value::Text(t.capture.clone()));
+        sql.bind(json_text(&t.limits)).push(", budget = ").bind(json_text(&t.budget));
+        sql.push(", capture = ").bind(Value::Text(t.capture.clone()));
         sql.push(", metadata = ").bind(json_text(&Some(&t.metadata))).push(", updated_at = ").bind(t.updated_at);
         sql.push(" WHERE name = ").bind(t.name.as_str());
         Ok(self.execute(&sql).await? == 1)
@@ -248,12 +299,51 @@ impl Store {
     pub async fn list_teams(&self) -> Result<Vec<StoredTeam>, StoreError> {
         let sql = Sql::new(
             self.dialect(),
-            "SELECT name, limits, capture, metadata, created_at, updated_at FROM teams ORDER BY name",
+            "SELECT name, limits, budget, capture, metadata, created_at, updated_at FROM teams ORDER BY name",
         );
         Ok(match self {
             Store::Sqlite(p) => sql.sqlite().fetch_all(p).await?.iter().map(team_from_row).collect::<Result<_, _>>()?,
             Store::Postgres(p) => {
                 sql.postgres().fetch_all(p).await?.iter().map(team_from_row).collect::<Result<_, _>>()?
+            }
+        })
+    }
+
+    pub async fn create_user(&self, u: &StoredUser) -> Result<(), StoreError> {
+        let mut sql = Sql::new(
+            self.dialect(),
+            "INSERT INTO users (name, team, limits, budget, metadata, created_at, updated_at) VALUES (",
+        );
+        sql.bind(u.name.as_str()).push(", ").bind(Value::Text(u.team.clone()));
+        sql.push(", ").bind(json_text(&u.limits)).push(", ").bind(json_text(&u.budget));
+        sql.push(", ").bind(json_text(&Some(&u.metadata))).push(", ").bind(u.created_at).push(", ").bind(u.updated_at);
+        sql.push(")");
+        self.execute(&sql).await.map(|_| ())
+    }
+
+    pub async fn update_user(&self, u: &StoredUser) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(self.dialect(), "UPDATE users SET team = ");
+        sql.bind(Value::Text(u.team.clone())).push(", limits = ").bind(json_text(&u.limits));
+        sql.push(", budget = ").bind(json_text(&u.budget)).push(", metadata = ").bind(json_text(&Some(&u.metadata)));
+        sql.push(", updated_at = ").bind(u.updated_at).push(" WHERE name = ").bind(u.name.as_str());
+        Ok(self.execute(&sql).await? == 1)
+    }
+
+    pub async fn delete_user(&self, name: &str) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(self.dialect(), "DELETE FROM users WHERE name = ");
+        sql.bind(name);
+        Ok(self.execute(&sql).await? == 1)
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<StoredUser>, StoreError> {
+        let sql = Sql::new(
+            self.dialect(),
+            "SELECT name, team, limits, budget, metadata, created_at, updated_at FROM users ORDER BY name",
+        );
+        Ok(match self {
+            Store::Sqlite(p) => sql.sqlite().fetch_all(p).await?.iter().map(user_from_row).collect::<Result<_, _>>()?,
+            Store::Postgres(p) => {
+                sql.postgres().fetch_all(p).await?.iter().map(user_from_row).collect::<Result<_, _>>()?
             }
         })
     }

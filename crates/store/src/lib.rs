@@ -21,7 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use counters::{ScopeLimits, SharedCounters, Verdict};
-pub use keys::{AuditEntry, StoredLimits, StoredTeam, VirtualKey};
+pub use keys::{AuditEntry, StoredBudget, StoredLimits, StoredTeam, StoredUser, VirtualKey};
 pub use spend::{BudgetBooks, Hold, Settled};
 pub use requests::{Bucket, LogPage, LogQuery, Percentiles, StatusFilter, UsageQuery, UsageRow};
 

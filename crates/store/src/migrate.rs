@@ -15,11 +15,13 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (1, "requests", include_str!("../migrations/sqlite/0001_requests.sql")),
     (2, "keys", include_str!("../migrations/sqlite/0002_keys.sql")),
     (3, "teams", include_str!("../migrations/sqlite/0003_teams.sql")),
+    (4, "users_budgets", include_str!("../migrations/sqlite/0004_users_budgets.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "requests", include_str!("../migrations/postgres/0001_requests.sql")),
     (2, "keys", include_str!("../migrations/postgres/0002_keys.sql")),
     (3, "teams", include_str!("../migrations/postgres/0003_teams.sql")),
+    (4, "users_budgets", include_str!("../migrations/postgres/0004_users_budgets.sql")),
 ];
 
 /// A database migrated by a newer version is fine: during a rolling upgrade the older instances

@@ -13,11 +13,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_policy::{KeyLimits, KeyRing, Limits, ModelAllowList, Principal};
 use switchyard_store::time::{self, now_us};
-use switchyard_store::{AuditEntry, Store, StoreError, StoredLimits, VirtualKey};
+use switchyard_store::{AuditEntry, Store, StoreError, StoredBudget, StoredLimits, VirtualKey};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
 
 use super::admin::{Access, admin};
 use crate::error::SurfaceError;
+use crate::runtime::{budget_scopes, stored_budget};
 use crate::{AppState, Runtime};
 
 /// How often every instance reloads the store's keys: a key made, changed or revoked on one
@@ -41,17 +42,41 @@ fn hex_digest(secret: &str) -> String {
 
 /// What the gateway makes of a stored key: the principal it authenticates as.
 pub fn principal(state: &AppState, rt: &Runtime, key: &VirtualKey) -> Principal {
-    let team = key.team.as_ref().and_then(|t| state.team(rt, t));
-    let team = team.as_ref();
-    let limits =
-        key.limits.map_or_else(Limits::default, |l| Limits { rpm: l.rpm, tpm: l.tpm, concurrency: l.concurrency });
+    let user = key.user.as_ref().and_then(|u| state.user(rt, u));
+    let team_name = key.team.clone().or_else(|| user.as_ref().and_then(|u| u.team.clone()));
+    let team = team_name.as_ref().and_then(|t| state.team(rt, t));
+    let limits = key.limits.map_or_else(Limits::default, stored_limits);
+    let budget = key.budget.as_ref().and_then(stored_budget);
     Principal {
-        team: key.team.clone(),
-        capture: key.capture.as_deref().and_then(CaptureMode::parse).or(team.and_then(|t| t.capture)),
-        limits: KeyLimits { key: limits, team: team.map(|t| t.limits).unwrap_or_default(), ..KeyLimits::default() },
+        capture: key.capture.as_deref().and_then(CaptureMode::parse).or(team.as_ref().and_then(|t| t.capture)),
+        limits: KeyLimits {
+            key: limits,
+            team: team.as_ref().map(|t| t.limits).unwrap_or_default(),
+            user: user.as_ref().map(|u| u.limits).unwrap_or_default(),
+            ..KeyLimits::default()
+        },
+        budgets: budget_scopes(
+            (&key.name, budget.as_ref()),
+            team_name.as_deref().map(|t| (t, team.as_ref().and_then(|p| p.budget.as_ref()))),
+            key.user.as_deref().map(|u| (u, user.as_ref().and_then(|p| p.budget.as_ref()))),
+        ),
+        team: team_name,
+        user: key.user.clone(),
         expires_at_us: key.expires_at,
         ..Principal::new(key.name.clone(), ModelAllowList::from_patterns(key.models.clone()))
     }
+}
+
+pub fn stored_limits(l: StoredLimits) -> Limits {
+    Limits { rpm: l.rpm, tpm: l.tpm, concurrency: l.concurrency }
+}
+
+/// Checks a budget a client sent, for the store.
+pub(super) fn store_budget(b: Option<StoredBudget>) -> Result<Option<StoredBudget>, GatewayError> {
+    let Some(mut b) = b else { return Ok(None) };
+    let budget = crate::config::budget(b.usd, Some(&b.period), &b.alerts).map_err(|e| invalid("budget", &e))?;
+    b.alerts = budget.alerts;
+    Ok(Some(b))
 }
 
 /// Reloads the store's usable keys into memory every `REFRESH_EVERY`. While the store cannot be
@@ -79,6 +104,8 @@ pub async fn refresh(state: &AppState, store: &Store) -> Result<(), StoreError> 
     let wait = Duration::from_secs(10);
     let teams = tokio::time::timeout(wait, store.list_teams()).await.unwrap_or(Err(StoreError::Timeout(wait)))?;
     state.store_teams.store(Arc::new(teams.iter().map(|t| (t.name.clone(), super::teams::policy(t))).collect()));
+    let users = tokio::time::timeout(wait, store.list_users()).await.unwrap_or(Err(StoreError::Timeout(wait)))?;
+    state.store_users.store(Arc::new(users.iter().map(|u| (u.name.clone(), super::users::policy(u))).collect()));
     let keys =
         tokio::time::timeout(wait, store.active_keys(now_us())).await.unwrap_or(Err(StoreError::Timeout(wait)))?;
     let rt = state.runtime.load();

@@ -9,6 +9,7 @@ mod observe;
 pub mod openai;
 pub mod ops;
 pub mod teams;
+pub mod users;
 
 use std::time::Duration;
 

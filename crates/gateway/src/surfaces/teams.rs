@@ -14,8 +14,9 @@ use switchyard_store::{StoredLimits, StoredTeam};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
 
 use super::admin::Access;
-use super::keys::{applied, context, invalid, reply, store_error, valid_name, write_audit};
+use super::keys::{applied, context, invalid, reply, store_budget, store_error, valid_name, write_audit};
 use crate::{AppState, TeamPolicy};
+use crate::runtime::stored_budget;
 
 /// What a stored team brings to its keys.
 pub fn policy(t: &StoredTeam) -> TeamPolicy {
@@ -26,6 +27,7 @@ pub fn policy(t: &StoredTeam) -> TeamPolicy {
             concurrency: l.concurrency,
         }),
         capture: t.capture.as_deref().and_then(CaptureMode::parse),
+        budget: t.budget.as_ref().and_then(stored_budget),
     }
 }
 
