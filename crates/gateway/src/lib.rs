@@ -1,6 +1,7 @@
 //! The Switchyard HTTP server: surfaces, config loading and hot reload, and the wiring of the
 //! request stages.
 
+mod budgets;
 pub mod config;
 pub mod demo;
 mod error;
@@ -121,8 +122,11 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/admin/keys/{id}/rotate", post(surfaces::keys::rotate))
         .route("/admin/audit", get(surfaces::keys::audit))
+        .route("/admin/budgets", get(surfaces::spend::list))
         .route("/admin/teams", get(surfaces::teams::list).post(surfaces::teams::create))
         .route("/admin/teams/{name}", patch(surfaces::teams::update).delete(surfaces::teams::remove))
+        .route("/admin/users", get(surfaces::users::list).post(surfaces::users::create))
+        .route("/admin/users/{name}", patch(surfaces::users::update).delete(surfaces::users::remove))
         .route("/admin/openapi.json", get(surfaces::admin::openapi))
         .route("/admin/models/{model}/targets/{index}/{action}", post(surfaces::admin::drain))
         .fallback(surfaces::ops::not_found)
@@ -227,13 +231,15 @@ pub async fn run(opts: ServeOptions) -> Result<(), StartError> {
             Some(config::RedisOutage::Reject) => OnRedisOutage::Reject,
             _ => OnRedisOutage::Local,
         };
-        state.shared_limits = Some(Arc::new(SharedLimiter::new(counters, state.limiter.clone(), on_outage)));
+        state.shared_limits = Some(Arc::new(SharedLimiter::new(counters.clone(), state.limiter.clone(), on_outage)));
+        state.shared_budgets = Some(Arc::new(SharedBudgets::new(counters, state.budgets.clone(), on_outage)));
     }
     let (storage, logging, tracing_cfg) = match &file {
         Some(c) => (c.storage.clone(), c.logging.clone(), c.tracing.clone()),
         None => (None, config::LoggingConfig::default(), None),
     };
     let writer = records::start(&mut state, storage.as_deref(), &logging, tracing_cfg.as_ref()).await?;
+    budgets::start(&mut state);
     start_background(&state);
     if let Some(p) = path {
         tokio::spawn(reload::watch(p, state.clone()));

@@ -87,7 +87,8 @@ impl Period {
     }
 
     pub fn window(&self, now_us: i64) -> Window {
-        let calendar = |from: i64, to: i64| Window { from_us: from, step_us: to - from, current_us: from, resets_at_us: Some(to) };
+        let calendar =
+            |from: i64, to: i64| Window { from_us: from, step_us: to - from, current_us: from, resets_at_us: Some(to) };
         match *self {
             Period::Daily => {
                 let from = now_us.div_euclid(DAY_US) * DAY_US;
@@ -128,7 +129,13 @@ impl Period {
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 86_400 == 0 { format!("{}d", s / 86_400) } else if s % 3600 == 0 { format!("{}h", s / 3600) } else { format!("{}m", s / 60) }
+    if s % 86_400 == 0 {
+        format!("{}d", s / 86_400)
+    } else if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else {
+        format!("{}m", s / 60)
+    }
 }
 
 fn bad_period(s: &str) -> String {
@@ -289,7 +296,9 @@ impl Budgets {
             let scope = &scopes[*i];
             let w = scope.budget.period.window(now_us);
             let spent = ledger.spent(&w);
-            if spent.saturating_add(ledger.reserved).saturating_add(amount) > scope.budget.max || spent >= scope.budget.max {
+            if spent.saturating_add(ledger.reserved).saturating_add(amount) > scope.budget.max
+                || spent >= scope.budget.max
+            {
                 return Err(BudgetRefused {
                     scope: scope.clone(),
                     spent,

@@ -13,8 +13,10 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
 
+pub use budgets::{
+    Budget, BudgetRefused, BudgetScope, Budgets, Crossing, Nanos, Owner, Period, Reservation, Window, nanos, usd,
+};
 pub use limits::{Admission, Admissions, Exceeded, KeyLimits, Limiter, Limits, Quota, Refused, Scope};
-pub use budgets::{Budget, BudgetRefused, BudgetScope, Budgets, Crossing, Nanos, Owner, Period, Reservation, Window, nanos, usd};
 pub use shared::{OnRedisOutage, SharedAdmission, SharedLimiter};
 pub use shared_budgets::{Alerts, BudgetHold, BudgetRefusal, SharedBudgets, SharedHold};
 
@@ -129,6 +131,10 @@ impl KeyRing {
     /// Adds a key known only by its digest (a key from the store).
     pub fn insert_digest(&mut self, digest: KeyDigest, principal: Principal) {
         self.keys.insert(digest, principal);
+    }
+
+    pub fn principals(&self) -> impl Iterator<Item = &Principal> {
+        self.keys.values()
     }
 
     /// No key at all: the gateway is open (allowed only on loopback).

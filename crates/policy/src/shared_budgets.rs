@@ -153,8 +153,12 @@ impl Drop for SharedHold {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let (budgets, ids, id, amount) =
-            (self.budgets.clone(), self.scopes.iter().map(BudgetScope::id).collect::<Vec<_>>(), self.id.clone(), self.amount);
+        let (budgets, ids, id, amount) = (
+            self.budgets.clone(),
+            self.scopes.iter().map(BudgetScope::id).collect::<Vec<_>>(),
+            self.id.clone(),
+            self.amount,
+        );
         spawn(async move {
             // A lost release only holds the amount until the lease ends.
             let _ = tokio::time::timeout(REDIS_WAIT * 5, budgets.counters.budget_release(&ids, &id, amount)).await;
@@ -250,11 +254,7 @@ impl SharedBudgets {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner).values().map(|(_, n)| n).sum()
     }
 
-    pub async fn reserve(
-        self: &Arc<Self>,
-        scopes: &[BudgetScope],
-        amount: Nanos,
-    ) -> Result<BudgetHold, BudgetRefusal> {
+    pub async fn reserve(self: &Arc<Self>, scopes: &[BudgetScope], amount: Nanos) -> Result<BudgetHold, BudgetRefusal> {
         if scopes.is_empty() {
             return Ok(BudgetHold::None);
         }
@@ -298,7 +298,12 @@ impl SharedBudgets {
         }
     }
 
-    fn fallback(self: &Arc<Self>, scopes: &[BudgetScope], amount: Nanos, now: i64) -> Result<BudgetHold, BudgetRefusal> {
+    fn fallback(
+        self: &Arc<Self>,
+        scopes: &[BudgetScope],
+        amount: Nanos,
+        now: i64,
+    ) -> Result<BudgetHold, BudgetRefusal> {
         match self.on_outage {
             OnRedisOutage::Local => match self.local.reserve(scopes, amount, now) {
                 Ok(reservation) => Ok(BudgetHold::Local { reservation, shared: Some(self.clone()) }),
@@ -325,6 +330,21 @@ impl SharedBudgets {
             }
         }
         self.pending()
+    }
+
+    /// A scope's spend in its window and what requests in flight hold, from Redis; this
+    /// instance's ledger while Redis is away.
+    pub async fn spent(&self, scope: &BudgetScope) -> (Nanos, Nanos) {
+        let now = switchyard_store::time::now_us();
+        if !self.degraded() {
+            let w = scope.budget.period.window(now);
+            let id = scope.id();
+            let read = tokio::time::timeout(REDIS_WAIT * 5, self.counters.budget_state(&id, w.from_us, now_ms()));
+            if let Ok(Ok(v)) = read.await {
+                return v;
+            }
+        }
+        self.local.spent(scope, now)
     }
 
     /// Loads a scope's spend from the request log into Redis, unless another instance did.

@@ -169,6 +169,21 @@ pub struct Plan {
     pub demand: Demand,
 }
 
+impl Plan {
+    /// The most this request could cost at any target the plan may reach (fallbacks included):
+    /// what a budget reserves for it. Zero when no target is priced.
+    pub fn worst_case_cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
+        self.legs
+            .iter()
+            .chain(&self.context_fallbacks)
+            .chain(&self.content_fallbacks)
+            .flat_map(|leg| &leg.route.targets)
+            .filter_map(|t| t.price)
+            .map(|p| p.worst_case(input_tokens, output_tokens))
+            .fold(0.0, f64::max)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Catalogue {
     models: HashMap<String, Arc<ModelRoute>>,

@@ -122,7 +122,11 @@ pub struct BudgetBooks {
 pub enum Hold {
     Held,
     /// Scope `index` refused: its spend and what requests in flight hold there.
-    Refused { index: usize, spent: i64, reserved: i64 },
+    Refused {
+        index: usize,
+        spent: i64,
+        reserved: i64,
+    },
 }
 
 /// After settling: each scope's spend in its window, and which alert fractions (by index) the
@@ -194,10 +198,7 @@ impl SharedCounters {
         Ok(v.chunks(2)
             .map(|c| {
                 let bits = c.get(1).copied().unwrap_or(0);
-                Settled {
-                    spent: c[0],
-                    crossed: (0..63).filter(|k| bits & (1 << k) != 0).map(|k| k as usize).collect(),
-                }
+                Settled { spent: c[0], crossed: (0..63).filter(|k| bits & (1 << k) != 0).map(|k| k as usize).collect() }
             })
             .collect())
     }
@@ -211,6 +212,22 @@ impl SharedCounters {
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await.map_err(StoreError::Redis)
+    }
+
+    /// A scope's spend in its window (from `from_us`) and what requests in flight hold, for the
+    /// admin API.
+    pub async fn budget_state(&self, scope: &str, from_us: i64, now_ms: u64) -> Result<(i64, i64), StoreError> {
+        let mut conn = self.conn.clone();
+        let (steps, held): (Vec<(String, i64)>, Vec<String>) = redis::pipe()
+            .hgetall(spend_key(scope))
+            .zrangebyscore(held_key(scope), now_ms, "+inf")
+            .query_async(&mut conn)
+            .await
+            .map_err(StoreError::Redis)?;
+        let spent =
+            steps.iter().filter(|(at, _)| at.parse::<i64>().is_ok_and(|at| at >= from_us)).map(|(_, n)| n).sum();
+        let held = held.iter().filter_map(|m| m.rsplit(':').next()?.parse::<i64>().ok()).sum();
+        Ok((spent, held))
     }
 
     /// Whether a scope's books hold the request log's earlier spend yet.

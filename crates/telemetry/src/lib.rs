@@ -99,6 +99,18 @@ pub struct TeamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OwnerLabels {
+    /// What the budget belongs to: `key`, `team` or `user`.
+    pub owner: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `sent` or `failed`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LimitLabels {
     /// The error code: `rate_limit_exceeded`, `concurrency_limit_exceeded` or
     /// `tokens_exceed_limit`.
@@ -155,6 +167,9 @@ pub struct Metrics {
     record_queue: Gauge,
     record_bodies_dropped: Counter,
     limit_rejections: Family<LimitLabels, Counter>,
+    budget_rejections: Family<OwnerLabels, Counter>,
+    budget_alerts: Family<OutcomeLabels, Counter>,
+    budget_pending: Gauge<f64, std::sync::atomic::AtomicU64>,
     spans_exported: Counter,
     spans_dropped: Counter,
     /// One scrape at a time: the per-target gauges are cleared and refilled on each.
@@ -267,6 +282,24 @@ impl Metrics {
             "Requests refused by a rate limit, by error code",
             limit_rejections.clone(),
         );
+        let budget_rejections = Family::default();
+        registry.register(
+            "switchyard_budget_rejections",
+            "Requests refused by a dollar budget, by what owns the budget",
+            budget_rejections.clone(),
+        );
+        let budget_alerts = Family::default();
+        registry.register(
+            "switchyard_budget_alerts",
+            "Budget alerts delivered to the webhook, or given up on",
+            budget_alerts.clone(),
+        );
+        let budget_pending = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "switchyard_budget_pending_usd",
+            "Spend settled while Redis was unreachable, waiting to be added to the shared books",
+            budget_pending.clone(),
+        );
         let spans_exported = Counter::default();
         registry.register(
             "switchyard_traces_exported",
@@ -290,6 +323,9 @@ impl Metrics {
             record_queue,
             record_bodies_dropped,
             limit_rejections,
+            budget_rejections,
+            budget_alerts,
+            budget_pending,
             spans_exported,
             spans_dropped,
             requests,
@@ -392,6 +428,18 @@ impl Metrics {
 
     pub fn limit_rejection(&self, code: &str) {
         self.limit_rejections.get_or_create(&LimitLabels { code: code.to_string() }).inc();
+    }
+
+    pub fn budget_rejection(&self, owner: &'static str) {
+        self.budget_rejections.get_or_create(&OwnerLabels { owner }).inc();
+    }
+
+    pub fn budget_alert(&self, outcome: &'static str) {
+        self.budget_alerts.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn budget_pending(&self, usd: f64) {
+        self.budget_pending.set(usd);
     }
 
     pub fn record_bodies_dropped(&self) {

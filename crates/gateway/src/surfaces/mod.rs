@@ -8,6 +8,7 @@ pub mod metrics;
 mod observe;
 pub mod openai;
 pub mod ops;
+pub mod spend;
 pub mod teams;
 pub mod users;
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue};
 use prometheus_client::metrics::gauge::Gauge;
-use switchyard_policy::{Admissions, Principal};
+use switchyard_policy::{Admissions, Alerts, BudgetHold, Principal, nanos};
 use switchyard_router::{Execution, Outcome, Price};
 use switchyard_telemetry::{Metrics, ModelLabels, RecordSink, RequestLabels};
 use switchyard_types::{AttemptEntry, CaptureMode, ChatResponse, GatewayError, RequestRecord, Usage};
@@ -60,6 +60,9 @@ pub struct Observed {
     body_read: Duration,
     /// The request's place under its rate limits, held until it ends.
     admission: Option<Admissions>,
+    /// Its reservation under its budgets, settled to its cost or given back when it ends.
+    budget: BudgetHold,
+    alerts: Alerts,
     record: RequestRecord,
 }
 
@@ -90,6 +93,8 @@ impl Observed {
             max_body: rt.logging.max_body_bytes,
             body_read: Duration::ZERO,
             admission: None,
+            budget: BudgetHold::None,
+            alerts: state.alerts.clone(),
             record: RequestRecord {
                 id: id.to_string(),
                 trace_id: trace.trace_id,
@@ -114,6 +119,10 @@ impl Observed {
 
     pub fn admitted(&mut self, admissions: Admissions) {
         self.admission = Some(admissions);
+    }
+
+    pub fn budget(&mut self, hold: BudgetHold) {
+        self.budget = hold;
     }
 
     /// OpenAI's `x-ratelimit-*` headers, for a key with limits.
@@ -263,6 +272,7 @@ impl Observed {
             self.metrics.usage(&self.labels(), u);
             if let Some(price) = self.price {
                 let cost = price.cost(u);
+                self.budget.settle(nanos(cost.total), &self.alerts);
                 self.metrics.cost(&self.model, &self.provider, cost.total);
                 self.record.cost = Some(cost);
             }

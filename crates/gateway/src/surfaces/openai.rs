@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
-use switchyard_policy::{Limits, Principal, Scope, authorize_model};
+use switchyard_policy::{BudgetHold, BudgetRefusal, Limits, Principal, Scope, authorize_model, nanos};
 use switchyard_protocols::{openai, sse};
 use switchyard_providers::{ChatOutcome, EventStream, StreamItem};
 use switchyard_router::{
@@ -112,7 +112,10 @@ async fn admit<R: Routable>(
         Some(_) => return Err(GatewayError::invalid("'models' must be a list of model names.").with_param("models")),
     };
     let req = decode(&raw)?;
-    let meta = RequestMeta { user: meta.user.or_else(|| req.user().map(str::to_string)), ..meta };
+    // A key that belongs to a user speaks for that user: its requests are the user's in the log
+    // and in the user's budget, whatever end user the client names.
+    let user = principal.user.clone().or(meta.user).or_else(|| req.user().map(str::to_string));
+    let meta = RequestMeta { user, ..meta };
     observed.request(rt, req.model(), req.stream(), meta.clone());
     authorize_model(&principal, req.model())?;
     for alt in &alternatives {
@@ -147,11 +150,35 @@ async fn admit<R: Routable>(
     let model = apply_rules(&rt.rules, &view).map_or(req.model(), |(_, model)| model);
     let caller = Caller { key: &principal.name, user: meta.user.as_deref(), session: meta.session.as_deref(), headers };
     let plan = rt.catalogue.plan(model, &alternatives, demand, &caller)?;
+    if !principal.budgets.is_empty() {
+        let output = demand.max_tokens.unwrap_or(rt.budgets.default_max_tokens);
+        let amount = nanos(plan.worst_case_cost(demand.input_tokens, output));
+        let held = match &state.shared_budgets {
+            Some(shared) => shared.reserve(&principal.budgets, amount).await,
+            None => state
+                .budgets
+                .reserve(&principal.budgets, amount, switchyard_store::time::now_us())
+                .map(|reservation| BudgetHold::Local { reservation, shared: None })
+                .map_err(BudgetRefusal::Over),
+        };
+        match held {
+            Ok(hold) => observed.budget(hold),
+            Err(refused) => {
+                let owner = match &refused {
+                    BudgetRefusal::Over(r) => r.scope.owner.as_str(),
+                    BudgetRefusal::Unavailable => "unavailable",
+                };
+                state.metrics.budget_rejection(owner);
+                return Err(refused.error(rt.budgets.status));
+            }
+        }
+    }
     Ok(Admitted { raw, req, plan })
 }
 
 /// The rate-limit scopes a request counts against, the ones with limits only: its key, its
-/// team, its end user under the key, its model, and its key on that model.
+/// team, the user it belongs to, its end user under the key, its model, and its key on that
+/// model.
 fn limit_scopes(rt: &Runtime, p: &Principal, model: &str, user: Option<&str>) -> Vec<Scope> {
     let mut scopes = Vec::new();
     let mut add = |id: String, label: String, limits: Limits| {
@@ -164,8 +191,11 @@ fn limit_scopes(rt: &Runtime, p: &Principal, model: &str, user: Option<&str>) ->
     if let Some(team) = &p.team {
         add(format!("team:{team}"), format!("the team '{team}'"), l.team);
     }
+    if let Some(user) = &p.user {
+        add(format!("user:{user}"), format!("the user '{user}'"), l.user);
+    }
     if let Some(user) = user {
-        add(format!("user:{}:{user}", p.name), format!("the user '{user}' of the key '{}'", p.name), l.per_user);
+        add(format!("key-user:{}:{user}", p.name), format!("the user '{user}' of the key '{}'", p.name), l.per_user);
     }
     if let Some(limits) = rt.model_limits.get(model) {
         add(format!("model:{model}"), format!("the model '{model}'"), *limits);
