@@ -290,35 +290,12 @@ async fn without_redis_limits_fall_back_per_instance_or_reject() {
     assert_eq!(json(resp).await["error"]["code"], "limits_unavailable");
 }
 
-/// A TCP proxy to Redis that refuses connections (and drops open ones) while `up` is false.
-async fn redis_proxy(up: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
-    use std::sync::atomic::Ordering;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            if !up.load(Ordering::SeqCst) {
-                continue;
-            }
-            let up = up.clone();
-            tokio::spawn(async move {
-                let Ok(mut server) = tokio::net::TcpStream::connect("127.0.0.1:6379").await else { return };
-                tokio::select! {
-                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                    () = async { while up.load(Ordering::SeqCst) { tokio::time::sleep(Duration::from_millis(20)).await } } => {}
-                }
-            });
-        }
-    });
-    port
-}
-
 #[tokio::test]
 async fn limits_are_shared_again_once_redis_returns() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let up = mock(&[]);
     let reachable = std::sync::Arc::new(AtomicBool::new(true));
-    let port = redis_proxy(reachable.clone()).await;
+    let port = tcp_proxy(6379, reachable.clone()).await;
     let key = unique("recovers");
     let (gw, _) = gateway(&shared(&up, &format!("redis://127.0.0.1:{port}"), &key, "{ rpm: 1000 }", ""));
     let url = format!("{}/v1/chat/completions", gw.url);

@@ -14,46 +14,6 @@ use serde_json::{Value, json};
 use switchyard_store::{LogQuery, Store};
 use switchyard_types::RequestRecord;
 
-const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A Postgres schema of the test's own, dropped when the guard goes.
-struct PgSchema {
-    name: String,
-}
-
-impl PgSchema {
-    async fn new() -> PgSchema {
-        let name = format!("sy_e2e_{}_{}", std::process::id(), fastrand::u32(..));
-        let admin = Store::connect(POSTGRES).await.unwrap_or_else(|e| panic!("{e}"));
-        let Store::Postgres(pool) = &admin else { panic!("not postgres") };
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-            .execute(pool)
-            .await
-            .unwrap_or_else(|e| panic!("Postgres must run on 127.0.0.1:5432 for this test: {e}"));
-        PgSchema { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{POSTGRES}?options%5Bsearch_path%5D={}", self.name)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            rt.block_on(async {
-                if let Ok(Store::Postgres(pool)) = Store::connect(POSTGRES).await {
-                    let _ =
-                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&pool).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 /// Waits until the store holds `n` records (they are written just after each answer ends).
 async fn wait_for_records(store: &Store, n: u64) {
     let start = Instant::now();

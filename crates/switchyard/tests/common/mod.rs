@@ -123,3 +123,67 @@ pub async fn sse_data(resp: reqwest::Response) -> Vec<String> {
 pub fn user(text: &str) -> serde_json::Value {
     serde_json::json!([{"role": "user", "content": text}])
 }
+
+pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A Postgres schema of the test's own, dropped when the guard goes.
+pub struct PgSchema {
+    pub name: String,
+}
+
+impl PgSchema {
+    pub async fn new() -> PgSchema {
+        let name = format!("sy_e2e_{}_{}", std::process::id(), fastrand::u32(..));
+        let admin = switchyard_store::Store::connect(POSTGRES).await.unwrap_or_else(|e| panic!("{e}"));
+        let switchyard_store::Store::Postgres(pool) = &admin else { panic!("not postgres") };
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(pool)
+            .await
+            .unwrap_or_else(|e| panic!("Postgres must run on 127.0.0.1:5432 for this test: {e}"));
+        PgSchema { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{POSTGRES}?options%5Bsearch_path%5D={}", self.name)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok(switchyard_store::Store::Postgres(pool)) = switchyard_store::Store::connect(POSTGRES).await {
+                    let _ =
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&pool).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A TCP proxy to `127.0.0.1:target` that refuses connections (and drops open ones) while `up`
+/// is false: a server that stops and comes back, without stopping the one other tests share.
+pub async fn tcp_proxy(target: u16, up: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    use std::sync::atomic::Ordering;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            if !up.load(Ordering::SeqCst) {
+                continue;
+            }
+            let up = up.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else { return };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    () = async { while up.load(Ordering::SeqCst) { tokio::time::sleep(Duration::from_millis(20)).await } } => {}
+                }
+            });
+        }
+    });
+    port
+}
