@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::json;
-use switchyard_policy::{Alerts, BudgetScope, Crossing, Period, usd};
+use switchyard_policy::{Alerts, BudgetScope, Crossing, usd};
 use switchyard_store::time::{format_us, now_us};
 use tokio::sync::mpsc::Receiver;
 
@@ -68,16 +68,6 @@ async fn keep(state: AppState) {
     }
 }
 
-pub fn period_name(p: Period) -> String {
-    match p {
-        Period::Daily => "daily".into(),
-        Period::Weekly => "weekly".into(),
-        Period::Monthly => "monthly".into(),
-        Period::Lifetime => "lifetime".into(),
-        Period::Rolling(d) => format!("{}s", d.as_secs()),
-    }
-}
-
 /// The JSON an alert is sent as.
 pub fn alert_body(c: &Crossing) -> serde_json::Value {
     json!({
@@ -87,7 +77,7 @@ pub fn alert_body(c: &Crossing) -> serde_json::Value {
         "threshold": c.threshold,
         "spent_usd": usd(c.spent),
         "budget_usd": usd(c.max),
-        "period": period_name(c.period),
+        "period": c.period.name(),
         "resets_at": c.resets_at_us.map(format_us),
         "at": format_us(now_us()),
     })

@@ -115,6 +115,17 @@ impl Period {
         }
     }
 
+    /// As the config writes it: `monthly`, `30d`.
+    pub fn name(&self) -> String {
+        match self {
+            Period::Daily => "daily".into(),
+            Period::Weekly => "weekly".into(),
+            Period::Monthly => "monthly".into(),
+            Period::Lifetime => "lifetime".into(),
+            Period::Rolling(d) => human(*d),
+        }
+    }
+
     /// For messages: `this month`, `in the last 30d`.
     pub fn describe(&self) -> String {
         match self {
@@ -129,9 +140,9 @@ impl Period {
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 86_400 == 0 {
+    if s.is_multiple_of(86_400) {
         format!("{}d", s / 86_400)
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
     } else {
         format!("{}m", s / 60)

@@ -28,7 +28,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response
             "owner": scope.owner.as_str(),
             "name": scope.name,
             "budget_usd": usd(b.max),
-            "period": crate::budgets::period_name(b.period),
+            "period": b.period.name(),
             "spent_usd": usd(spent),
             "reserved_usd": usd(reserved),
             "remaining_usd": usd((b.max - spent - reserved).max(0)),
