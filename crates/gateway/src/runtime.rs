@@ -8,8 +8,8 @@ use std::time::Duration;
 use switchyard_policy::{Budget, BudgetScope, KeyLimits, KeyRing, Limits, ModelAllowList, Owner, Principal};
 use switchyard_providers::{Provider, ProviderSpec, ProviderType, Timeouts};
 use switchyard_router::{
-    BreakerPolicy, Catalogue, Health, HedgeAfter, LongContext, ModelRoute, Price, PriceTable, Rates, RetryOn, RetryPolicy, Rule, Sticky, Strategy,
-    Target,
+    BreakerPolicy, Catalogue, Health, HedgeAfter, LongContext, ModelRoute, Price, PriceTable, Rates, RetryOn,
+    RetryPolicy, Rule, Sticky, Strategy, Target,
 };
 use switchyard_types::CaptureMode;
 
@@ -155,8 +155,11 @@ impl Runtime {
             .iter()
             .map(|t| {
                 let what = format!("team '{}'", t.name);
-                let limits =
-                    t.limits.as_ref().and_then(|l| l.limits(&what).map_err(|e| errors.push(e)).ok()).unwrap_or_default();
+                let limits = t
+                    .limits
+                    .as_ref()
+                    .and_then(|l| l.limits(&what).map_err(|e| errors.push(e)).ok())
+                    .unwrap_or_default();
                 let budget = t.budget.as_ref().and_then(|b| b.budget(&what).map_err(|e| errors.push(e)).ok());
                 (t.name.clone(), TeamPolicy { limits, capture: t.capture, budget })
             })
@@ -519,7 +522,8 @@ fn build_keys(
             }
         }
         errors.append(&mut unknown);
-        let budget = k.budget.as_ref().and_then(|b| b.budget(&format!("key '{}'", k.name)).map_err(|e| errors.push(e)).ok());
+        let budget =
+            k.budget.as_ref().and_then(|b| b.budget(&format!("key '{}'", k.name)).map_err(|e| errors.push(e)).ok());
         let principal = Principal {
             team: team.map(|(t, _)| t.to_string()),
             user: user.map(|(u, _)| u.to_string()),

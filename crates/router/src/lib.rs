@@ -12,7 +12,7 @@ mod target;
 pub use catalogue::{Caller, Catalogue, Demand, HedgeAfter, Leg, ModelRoute, Plan, RetryOn, RetryPolicy, Sticky};
 pub use execute::{Attempt, AttemptRecord, Execution, Outcome, execute, execute_avoiding};
 pub use health::{BreakerPolicy, BreakerState, Health, HealthReport, Refusal};
+pub use price::{LongContext, Price, PriceTable, Rates};
 pub use rules::{RequestView, Rule, RuleError, apply_rules};
 pub use strategy::{Facts, Strategy};
-pub use price::{LongContext, Price, PriceTable, Rates};
 pub use target::{InFlight, Permit, Target, TargetStats};

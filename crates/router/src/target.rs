@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use switchyard_providers::Provider;
 
-use crate::{Health, Price};
 use crate::health::{BreakerPolicy, Refusal};
+use crate::{Health, Price};
 
 /// A deployment: a provider and the model name it knows, with its routing attributes.
 #[derive(Debug)]

@@ -22,8 +22,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use counters::{ScopeLimits, SharedCounters, Verdict};
 pub use keys::{AuditEntry, StoredBudget, StoredLimits, StoredTeam, StoredUser, VirtualKey};
-pub use spend::{BudgetBooks, Hold, Settled};
 pub use requests::{Bucket, LogPage, LogQuery, Percentiles, StatusFilter, UsageQuery, UsageRow};
+pub use spend::{BudgetBooks, Hold, Settled};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
