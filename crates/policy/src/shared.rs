@@ -125,11 +125,13 @@ impl SharedLimiter {
         let verdict =
             tokio::time::timeout(REDIS_WAIT, self.counters.admit(&args, tokens, now, SLOT_LEASE_MS, &id)).await;
         match verdict {
-            Ok(Ok(Verdict::Admitted { remaining_requests })) => {
+            Ok(Ok(Verdict::Admitted { remaining_requests, remaining_tokens })) => {
                 if self.reported.swap(false, Ordering::Relaxed) {
                     tracing::info!("redis is back: rate limits are shared again");
                 }
                 let limit_requests = scopes.iter().filter_map(|s| s.limits.rpm).min();
+                let limit_tokens = scopes.iter().filter_map(|s| s.limits.tpm).min();
+                let reset = Duration::from_millis(WINDOW_MS - now % WINDOW_MS);
                 Ok(Admissions::Shared(Box::new(SharedAdmission {
                     counters: self.counters.clone(),
                     scopes: args.iter().map(|a| a.id.clone()).collect(),
@@ -141,8 +143,10 @@ impl SharedLimiter {
                     quota: Quota {
                         limit_requests,
                         remaining_requests: remaining_requests.unwrap_or(0),
-                        reset_requests: Duration::from_millis(WINDOW_MS - now % WINDOW_MS),
-                        ..Quota::default()
+                        reset_requests: reset,
+                        limit_tokens,
+                        remaining_tokens: remaining_tokens.unwrap_or(0),
+                        reset_tokens: reset,
                     },
                 })))
             }

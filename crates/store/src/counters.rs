@@ -37,9 +37,9 @@ for i = 1, n do
   end
   if rpm > 0 and rp * (1 - into) + rc + 1 > rpm then return {i, 1, rc, rp, tc, tp} end
   if tpm > 0 and tp * (1 - into) + tc + tokens > tpm then return {i, 2, rc, rp, tc, tp} end
-  state[i] = {rc, rp, tc, tp, rpm, conc}
+  state[i] = {rc, rp, tc, tp, rpm, conc, tpm}
 end
-local remaining = -1
+local remaining, remaining_tokens = -1, -1
 for i = 1, n do
   local s = state[i]
   redis.call('HSET', KEYS[i], 'm', minute, 'rc', s[1] + 1, 'rp', s[2], 'tc', s[3] + tokens, 'tp', s[4])
@@ -52,8 +52,12 @@ for i = 1, n do
     local r = math.floor(s[5] - (s[2] * (1 - into) + s[1] + 1))
     if remaining < 0 or r < remaining then remaining = r end
   end
+  if s[7] > 0 then
+    local r = math.max(0, math.floor(s[7] - (s[4] * (1 - into) + s[3] + tokens)))
+    if remaining_tokens < 0 or r < remaining_tokens then remaining_tokens = r end
+  end
 end
-return {0, 0, remaining, 0, 0, 0}
+return {0, 0, remaining, remaining_tokens, 0, 0}
 ";
 
 /// Corrects the token estimate to the real usage in each scope's current minute.
@@ -81,8 +85,8 @@ pub struct ScopeLimits {
 /// What the script decided.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    /// Counted in every scope; `remaining_requests` is the smallest left under an `rpm`.
-    Admitted { remaining_requests: Option<u64> },
+    /// Counted in every scope; what is left under the tightest `rpm` and `tpm`.
+    Admitted { remaining_requests: Option<u64>, remaining_tokens: Option<u64> },
     /// Scope `index` refused: `limit` is 1 (rpm), 2 (tpm) or 3 (concurrency), with that scope's
     /// window counts so the caller can say when to retry.
     Refused { index: usize, limit: u8, requests: (u64, u64), tokens: (u64, u64) },
@@ -158,7 +162,10 @@ impl SharedCounters {
         let at = |i: usize| v.get(i).copied().unwrap_or(0);
         let count = |i: usize| u64::try_from(at(i)).unwrap_or(0);
         Ok(match at(0) {
-            0 => Verdict::Admitted { remaining_requests: u64::try_from(at(2)).ok() },
+            0 => Verdict::Admitted {
+                remaining_requests: u64::try_from(at(2)).ok(),
+                remaining_tokens: u64::try_from(at(3)).ok(),
+            },
             index => Verdict::Refused {
                 index: usize::try_from(index - 1).unwrap_or(0),
                 limit: u8::try_from(at(1)).unwrap_or(1),

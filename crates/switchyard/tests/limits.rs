@@ -225,6 +225,23 @@ async fn three_instances_share_one_requests_per_minute_limit() {
 }
 
 #[tokio::test]
+async fn shared_limits_answer_with_request_and_token_headers() {
+    let up = mock(&[]);
+    let key = unique("shared-headers");
+    let (gw, _) = gateway(&shared(&up, "redis://127.0.0.1:6379", &key, "{ rpm: 100, tpm: 100000 }", ""));
+    assert_eq!(ready(&gw).await["limits"], "shared");
+    let body = json!({"model": "chat", "messages": user("hi"), "max_tokens": 10});
+    let resp = post(&format!("{}/v1/chat/completions", gw.url), Some(&format!("sk-{key}")), &body).await;
+    assert_eq!(resp.status(), 200);
+    let h = |n: &str| header(&resp, n).and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(h("x-ratelimit-limit-requests"), Some(100));
+    assert_eq!(h("x-ratelimit-remaining-requests"), Some(99));
+    assert_eq!(h("x-ratelimit-limit-tokens"), Some(100_000));
+    // The estimate (4 for the prompt, 10 for max_tokens) is counted at admission.
+    assert_eq!(h("x-ratelimit-remaining-tokens"), Some(100_000 - 14));
+}
+
+#[tokio::test]
 async fn concurrency_is_shared_and_slots_come_back() {
     let up = mock(&["--words", "30", "--chunk-delay-ms", "20"]);
     let key = unique("shared-conc");
