@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_policy::{Budget, BudgetScope, KeyLimits, KeyRing, Limits, ModelAllowList, Owner, Principal};
+use switchyard_policy::{Budget, BudgetScope, KeyLimits, KeyRing, Limits, ModelAllowList, Owner, Period, Principal};
 use switchyard_providers::{Provider, ProviderSpec, ProviderType, Timeouts};
 use switchyard_router::{
     BreakerPolicy, Catalogue, Health, HedgeAfter, LongContext, ModelRoute, Price, PriceTable, Rates, RetryOn,
@@ -71,6 +71,18 @@ pub struct BudgetSettings {
 impl Default for BudgetSettings {
     fn default() -> Self {
         BudgetSettings { status: 402, default_max_tokens: 4096, webhook: None, webhook_headers: Vec::new() }
+    }
+}
+
+/// How far back a budget period can reach.
+fn period_reach(p: Period) -> Duration {
+    const DAY: u64 = 86_400;
+    match p {
+        Period::Daily => Duration::from_secs(DAY),
+        Period::Weekly => Duration::from_secs(7 * DAY),
+        Period::Monthly => Duration::from_secs(31 * DAY),
+        Period::Rolling(d) => d,
+        Period::Lifetime => Duration::MAX,
     }
 }
 
@@ -189,6 +201,18 @@ impl Runtime {
             webhook: cfg.budgets.webhook.clone(),
             webhook_headers: cfg.budgets.webhook_headers.clone().into_iter().collect(),
         };
+        if let Some(retention) = cfg.logging.retention.map(|s| s.0) {
+            let longest =
+                keys.principals().flat_map(|p| &p.budgets).map(|b| b.budget.period).max_by_key(|p| period_reach(*p));
+            if let Some(p) = longest.filter(|p| period_reach(*p) > retention) {
+                warnings.push(format!(
+                    "logging.retention ({}s) is shorter than a {} budget: spend older than the retention is \
+                     forgotten when an instance starts (the request log is the budgets' ledger)",
+                    retention.as_secs(),
+                    p.name()
+                ));
+            }
+        }
         if !matches!(budgets.status, 402 | 429) {
             errors.push(format!("budgets.status must be 402 or 429 (got {})", budgets.status));
         }
@@ -603,5 +627,58 @@ mod tests {
         let plan = rt.catalogue.plan("llama-3.3-70b", &[], Default::default(), &caller);
         assert!(plan.is_ok(), "bare names go to the default provider");
         assert!(!rt.keys.is_open());
+    }
+
+    #[test]
+    fn budgets_are_checked_and_reach_the_keys_principals() {
+        let base = "providers:\n  p: { type: openai-compatible, base_url: 'http://127.0.0.1:1/v1' }\n\
+                    models:\n  - name: m\n    targets: [{ provider: p, model: x }]\n";
+        let bad = build(&format!(
+            "{base}teams:\n  - {{ name: t, budget: {{ usd: -1 }} }}\n\
+             users:\n  - {{ name: u, team: nope, budget: {{ usd: 5, period: fortnightly }} }}\n\
+             keys:\n  - {{ name: k, key: sk-k-12345678, user: ghost, budget: {{ usd: 1, alerts: [1.5] }} }}\n\
+             budgets: {{ status: 500, webhook: ftp://x }}\n"
+        ))
+        .err()
+        .unwrap_or_default();
+        for expected in ["usd", "team 'nope'", "fortnightly", "user 'ghost'", "402 or 429", "http(s)"] {
+            assert!(bad.iter().any(|e| e.contains(expected)), "no error about {expected}: {bad:?}");
+        }
+        let rt = build(&format!(
+            "{base}teams:\n  - {{ name: t, budget: {{ usd: 100, period: monthly }} }}\n\
+             users:\n  - {{ name: u, team: t, budget: {{ usd: 10, period: 7d, alerts: [0.8, 0.5] }} }}\n\
+             keys:\n  - {{ name: k, key: sk-k-12345678, user: u, budget: {{ usd: 1, period: daily }} }}\n\
+             logging: {{ retention: 7d }}\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let p = rt.keys.authenticate(Some("sk-k-12345678")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((p.team.as_deref(), p.user.as_deref()), (Some("t"), Some("u")), "the key takes its user's team");
+        let ids: Vec<String> = p.budgets.iter().map(BudgetScope::id).collect();
+        assert_eq!(ids, ["key:k", "team:t", "user:u"]);
+        assert_eq!(p.budgets[2].budget.alerts, [0.5, 0.8], "alerts are sorted");
+        assert!(rt.warnings.iter().any(|w| w.contains("retention") && w.contains("monthly")), "{:?}", rt.warnings);
+    }
+
+    #[test]
+    fn targets_take_the_list_price_unless_the_config_sets_one() {
+        let rt = build(
+            "providers:\n  o: { type: openai, api_key: sk-x }\n\
+             models:\n  - name: listed\n    targets: [{ provider: o, model: gpt-4o }]\n\
+             \x20 - name: discounted\n    targets: [{ provider: o, model: gpt-4o, price: { input_per_mtok: 2 } }]\n\
+             \x20 - name: unknown\n    targets: [{ provider: o, model: in-house-1 }]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let price = |m: &str| rt.catalogue.routes().find(|r| r.name == m).and_then(|r| r.targets[0].price);
+        let listed = PriceTable::builtin().lookup("openai", "gpt-4o");
+        assert!(listed.is_some());
+        assert_eq!(price("listed"), listed);
+        let discounted = price("discounted").map(|p| p.rates);
+        assert_eq!(discounted.map(|r| r.input_per_mtok), Some(2.0));
+        assert_eq!(
+            discounted.map(|r| r.output_per_mtok),
+            listed.map(|p| p.rates.output_per_mtok),
+            "the rest is listed"
+        );
+        assert_eq!(price("unknown"), None);
     }
 }
