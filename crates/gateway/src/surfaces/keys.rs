@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_policy::{KeyLimits, KeyRing, Limits, ModelAllowList, Principal};
+use switchyard_policy::{Budget, KeyLimits, KeyRing, Limits, ModelAllowList, Period, Principal};
 use switchyard_store::time::{self, now_us};
 use switchyard_store::{AuditEntry, Store, StoreError, StoredBudget, StoredLimits, VirtualKey};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
@@ -77,6 +77,33 @@ pub(super) fn store_budget(b: Option<StoredBudget>) -> Result<Option<StoredBudge
     let budget = crate::config::budget(b.usd, Some(&b.period), &b.alerts).map_err(|e| invalid("budget", &e))?;
     b.alerts = budget.alerts;
     Ok(Some(b))
+}
+
+/// Checks limits a client sent: a limit of 0 would refuse every request.
+pub(super) fn valid_limits(l: Option<StoredLimits>) -> Result<Option<StoredLimits>, GatewayError> {
+    if let Some(l) = l
+        && [l.rpm, l.tpm, l.concurrency].contains(&Some(0))
+    {
+        return Err(invalid("limits", "A limit of 0 would refuse every request."));
+    }
+    Ok(l)
+}
+
+/// A budget of the config as the admin API shows it, in the shape a client sends.
+pub(super) fn budget_json(b: Option<&Budget>) -> Value {
+    let Some(b) = b else { return Value::Null };
+    let period = match b.period {
+        Period::Daily => "daily".to_string(),
+        Period::Weekly => "weekly".to_string(),
+        Period::Monthly => "monthly".to_string(),
+        Period::Lifetime => "lifetime".to_string(),
+        Period::Rolling(d) => match d.as_secs() {
+            s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+            s if s % 3600 == 0 => format!("{}h", s / 3600),
+            s => format!("{}m", s / 60),
+        },
+    };
+    json!({"usd": switchyard_policy::usd(b.max), "period": period, "alerts": b.alerts})
 }
 
 /// Reloads the store's usable keys into memory every `REFRESH_EVERY`. While the store cannot be
@@ -145,6 +172,8 @@ pub struct KeySpec {
     #[serde(default, with = "double_option")]
     limits: Option<Option<StoredLimits>>,
     #[serde(default, with = "double_option")]
+    budget: Option<Option<StoredBudget>>,
+    #[serde(default, with = "double_option")]
     capture: Option<Option<String>>,
     #[serde(default)]
     metadata: Option<BTreeMap<String, String>>,
@@ -162,7 +191,7 @@ pub(super) mod double_option {
     }
 }
 
-/// A name for a key or a team: 1 to 128 characters, none of them control characters (names
+/// A name for a key, a team or a user: 1 to 128 characters, none of them control characters (names
 /// appear in logs, metrics and error messages).
 pub(super) fn valid_name(name: Option<String>, what: &str) -> Result<String, GatewayError> {
     let name = name.map(|n| n.trim().to_string()).unwrap_or_default();
@@ -196,6 +225,14 @@ impl KeySpec {
             key.team = team;
         }
         if let Some(user) = self.user {
+            if let Some(u) = &user
+                && state.user(rt, u).is_none()
+            {
+                return Err(invalid(
+                    "user",
+                    format!("There is no user '{u}' (in the config or made through /admin/users)."),
+                ));
+            }
             changed.insert("user".into(), json!(user));
             key.user = user;
         }
@@ -204,13 +241,14 @@ impl KeySpec {
             key.models = models;
         }
         if let Some(limits) = self.limits {
-            if let Some(l) = limits
-                && [l.rpm, l.tpm, l.concurrency].contains(&Some(0))
-            {
-                return Err(invalid("limits", "A limit of 0 would refuse every request."));
-            }
+            let limits = valid_limits(limits)?;
             changed.insert("limits".into(), json!(limits));
             key.limits = limits;
+        }
+        if let Some(budget) = self.budget {
+            let budget = store_budget(budget)?;
+            changed.insert("budget".into(), json!(budget));
+            key.budget = budget;
         }
         if let Some(capture) = self.capture {
             if let Some(c) = &capture
@@ -314,8 +352,8 @@ pub(super) async fn applied(state: &AppState, store: &Store) {
     let _ = refresh(state, store).await;
 }
 
-/// `POST /admin/keys`: `{"name": …, "team"?, "user"?, "models"?, "limits"?, "capture"?,
-/// "metadata"?, "expires_at"?}`. Answers 201 with the key and, this once, its secret in `key`.
+/// `POST /admin/keys`: `{"name": …, "team"?, "user"?, "models"?, "limits"?, "budget"?,
+/// "capture"?, "metadata"?, "expires_at"?}`. Answers 201 with the key and, this once, its secret in `key`.
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     reply(
         async {
@@ -484,5 +522,18 @@ mod tests {
         let hex = hex_digest(&a);
         assert_eq!(parse_digest(&hex), Some(switchyard_policy::digest(&a)));
         assert_eq!(parse_digest("zz"), None);
+    }
+
+    /// The config's budgets are listed in the shape a client sends, which reads back as the same
+    /// budget.
+    #[test]
+    fn listed_budgets_read_back_as_the_same_budget() {
+        for period in ["daily", "weekly", "monthly", "lifetime", "30d", "12h", "90m", "2w"] {
+            let budget = crate::config::budget(2.5, Some(period), &[0.9, 0.5]).unwrap_or_else(|e| panic!("{e}"));
+            let shown = budget_json(Some(&budget));
+            let stored: StoredBudget = serde_json::from_value(shown.clone()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(crate::runtime::stored_budget(&stored), Some(budget), "{period}: {shown}");
+        }
+        assert_eq!(budget_json(None), Value::Null);
     }
 }

@@ -1,5 +1,5 @@
 //! The admin API's teams: made, listed, changed and deleted in the store, beside the config's
-//! `teams:`. A team brings its rate limits and body-capture mode to its keys.
+//! `teams:`. A team brings its rate limits, dollar budget and body-capture mode to its keys.
 
 use std::collections::BTreeMap;
 
@@ -10,13 +10,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_policy::Limits;
 use switchyard_store::time::{self, now_us};
-use switchyard_store::{StoredLimits, StoredTeam};
+use switchyard_store::{StoredBudget, StoredLimits, StoredTeam};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
 
 use super::admin::Access;
-use super::keys::{applied, context, invalid, reply, store_budget, store_error, valid_name, write_audit};
-use crate::{AppState, TeamPolicy};
+use super::keys::{
+    applied, budget_json, context, invalid, reply, store_budget, store_error, valid_limits, valid_name, write_audit,
+};
 use crate::runtime::stored_budget;
+use crate::{AppState, TeamPolicy};
 
 /// What a stored team brings to its keys.
 pub fn policy(t: &StoredTeam) -> TeamPolicy {
@@ -40,6 +42,8 @@ pub struct TeamSpec {
     #[serde(default, with = "super::keys::double_option")]
     limits: Option<Option<StoredLimits>>,
     #[serde(default, with = "super::keys::double_option")]
+    budget: Option<Option<StoredBudget>>,
+    #[serde(default, with = "super::keys::double_option")]
     capture: Option<Option<String>>,
     #[serde(default)]
     metadata: Option<BTreeMap<String, String>>,
@@ -49,13 +53,14 @@ impl TeamSpec {
     fn apply(self, team: &mut StoredTeam) -> Result<Value, GatewayError> {
         let mut changed = serde_json::Map::new();
         if let Some(limits) = self.limits {
-            if let Some(l) = limits
-                && [l.rpm, l.tpm, l.concurrency].contains(&Some(0))
-            {
-                return Err(invalid("limits", "A limit of 0 would refuse every request."));
-            }
+            let limits = valid_limits(limits)?;
             changed.insert("limits".into(), json!(limits));
             team.limits = limits;
+        }
+        if let Some(budget) = self.budget {
+            let budget = store_budget(budget)?;
+            changed.insert("budget".into(), json!(budget));
+            team.budget = budget;
         }
         if let Some(capture) = self.capture {
             if capture.as_deref().is_some_and(|c| CaptureMode::parse(c).is_none()) {
@@ -97,7 +102,7 @@ fn missing(name: &str) -> GatewayError {
         .with_code("team_not_found")
 }
 
-/// `POST /admin/teams`: `{"name", "limits"?, "capture"?, "metadata"?}`.
+/// `POST /admin/teams`: `{"name", "limits"?, "budget"?, "capture"?, "metadata"?}`.
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     reply(
         async {
@@ -133,7 +138,8 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response
                 .iter()
                 .map(|(name, t)| {
                     json!({"name": name, "source": "config", "limits": {"rpm": t.limits.rpm, "tpm": t.limits.tpm,
-                        "concurrency": t.limits.concurrency}, "capture": t.capture})
+                        "concurrency": t.limits.concurrency}, "budget": budget_json(t.budget.as_ref()),
+                        "capture": t.capture})
                 })
                 .collect();
             data.extend(store.list_teams().await.map_err(store_error)?.iter().map(team_json));
@@ -176,24 +182,34 @@ pub async fn update(
     )
 }
 
-/// `DELETE /admin/teams/{name}`: refused (409) while an active key belongs to the team.
+/// `DELETE /admin/teams/{name}`: refused (409) while an active key or a user made through the
+/// API belongs to the team.
 pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> Response {
     reply(
         async {
             let (store, actor) = context(&state, &headers, Access::Change)?;
-            let members = store.list_keys().await.map_err(store_error)?;
-            let members: Vec<&str> = members
+            let keys = store.list_keys().await.map_err(store_error)?;
+            let keys: Vec<&str> = keys
                 .iter()
                 .filter(|k| k.revoked_at.is_none() && k.team.as_deref() == Some(name.as_str()))
                 .map(|k| k.name.as_str())
                 .collect();
-            if !members.is_empty() {
-                return Err(GatewayError::new(
+            let in_use = |what: &str, names: &[&str], how: &str| {
+                GatewayError::new(
                     ErrorKind::InvalidRequest,
-                    format!("The team '{name}' still has keys: {}. Move or revoke them first.", members.join(", ")),
+                    format!("The team '{name}' still has {what}: {}. Move or {how} them first.", names.join(", ")),
                 )
                 .with_code("team_in_use")
-                .with_status(409));
+                .with_status(409)
+            };
+            if !keys.is_empty() {
+                return Err(in_use("keys", &keys, "revoke"));
+            }
+            let users = store.list_users().await.map_err(store_error)?;
+            let users: Vec<&str> =
+                users.iter().filter(|u| u.team.as_deref() == Some(name.as_str())).map(|u| u.name.as_str()).collect();
+            if !users.is_empty() {
+                return Err(in_use("users", &users, "delete"));
             }
             if !store.delete_team(&name).await.map_err(store_error)? {
                 return Err(missing(&name));
