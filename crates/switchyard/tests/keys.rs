@@ -277,3 +277,257 @@ async fn teams_made_through_the_api_limit_their_keys() {
         400
     );
 }
+
+/// The actions of the audit log, oldest first.
+async fn audit_actions(gw: &Proc) -> Vec<(String, String, Value)> {
+    let (_, audit) = admin(reqwest::Method::GET, format!("{}/admin/audit", gw.url), None).await;
+    let mut entries: Vec<_> = audit["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or("").to_string(),
+                e["target"].as_str().unwrap_or("").to_string(),
+                e["details"].clone(),
+            )
+        })
+        .collect();
+    entries.reverse();
+    entries
+}
+
+fn error_of(body: &Value) -> (Option<&str>, Option<&str>) {
+    (body["error"]["code"].as_str(), body["error"]["param"].as_str())
+}
+
+#[tokio::test]
+async fn users_made_through_the_api_are_listed_changed_and_deleted_unless_keys_use_them() {
+    let up = mock(&[]);
+    let dir = temp_dir();
+    let cfg = with_storage(&up, &format!("sqlite://{}", dir.join("gw.db").display())).replacen(
+        "providers:\n",
+        "teams:\n  - { name: from-config }\nusers:\n  - { name: carol, team: from-config, budget: { usd: 3, period: weekly } }\nproviders:\n",
+        1,
+    );
+    let (gw, _) = gateway(&cfg);
+    let users = format!("{}/admin/users", gw.url);
+    let keys = format!("{}/admin/keys", gw.url);
+    assert_eq!(
+        admin(reqwest::Method::POST, format!("{}/admin/teams", gw.url), Some(json!({"name": "growth"}))).await.0,
+        201
+    );
+    let spec = json!({"name": "alice", "team": "growth", "limits": {"rpm": 50},
+        "budget": {"usd": 5, "period": "monthly", "alerts": [0.9, 0.5]}, "metadata": {"org": "sales"}});
+    let (status, made) = admin(reqwest::Method::POST, users.clone(), Some(spec)).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!((&made["source"], &made["team"], &made["limits"]["rpm"]), (&json!("api"), &json!("growth"), &json!(50)));
+    assert_eq!(made["budget"], json!({"usd": 5.0, "period": "monthly", "alerts": [0.5, 0.9]}), "alerts in order");
+
+    // Names are unique over the config's users and the store's.
+    for name in ["alice", "carol"] {
+        let (status, body) = admin(reqwest::Method::POST, users.clone(), Some(json!({"name": name}))).await;
+        assert_eq!((status, error_of(&body)), (409, (Some("user_name_taken"), Some("name"))), "{name}: {body}");
+    }
+    let (status, body) =
+        admin(reqwest::Method::POST, users.clone(), Some(json!({"name": "bob", "team": "nope"}))).await;
+    assert_eq!((status, error_of(&body).1), (400, Some("team")), "{body}");
+    assert_eq!(admin(reqwest::Method::POST, users.clone(), Some(json!({"team": "growth"}))).await.0, 400, "no name");
+    assert_eq!(admin(reqwest::Method::POST, users.clone(), Some(json!({"name": "x", "colour": 1}))).await.0, 400);
+    let (status, _) =
+        admin(reqwest::Method::POST, users.clone(), Some(json!({"name": "dave", "team": "from-config"}))).await;
+    assert_eq!(status, 201, "a config team will do");
+
+    let (status, listed) = admin(reqwest::Method::GET, users.clone(), None).await;
+    assert_eq!(status, 200);
+    let names: Vec<_> =
+        listed["data"].as_array().into_iter().flatten().map(|u| (u["name"].clone(), u["source"].clone())).collect();
+    assert_eq!(
+        names,
+        [(json!("alice"), json!("api")), (json!("carol"), json!("config")), (json!("dave"), json!("api"))]
+    );
+    let carol = &listed["data"][1];
+    assert_eq!(
+        (&carol["team"], &carol["budget"]["usd"], &carol["budget"]["period"]),
+        (&json!("from-config"), &json!(3.0), &json!("weekly"))
+    );
+
+    // PATCH: absent stays, null clears; the name and config users cannot change here.
+    let (status, patched) = admin(
+        reqwest::Method::PATCH,
+        format!("{users}/alice"),
+        Some(json!({"budget": null, "metadata": {"org": "ops"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        (&patched["budget"], &patched["team"], &patched["limits"]["rpm"]),
+        (&Value::Null, &json!("growth"), &json!(50))
+    );
+    assert_eq!(patched["metadata"], json!({"org": "ops"}));
+    let (status, body) = admin(reqwest::Method::PATCH, format!("{users}/alice"), Some(json!({"team": "nope"}))).await;
+    assert_eq!((status, error_of(&body).1), (400, Some("team")));
+    assert_eq!(admin(reqwest::Method::PATCH, format!("{users}/alice"), Some(json!({"name": "al"}))).await.0, 400);
+    assert_eq!(admin(reqwest::Method::PATCH, format!("{users}/carol"), Some(json!({}))).await.0, 404);
+    assert_eq!(admin(reqwest::Method::PATCH, format!("{users}/nobody"), Some(json!({}))).await.0, 404);
+
+    // A key's user must exist.
+    let (status, body) = admin(reqwest::Method::POST, keys.clone(), Some(json!({"name": "k0", "user": "ghost"}))).await;
+    assert_eq!((status, error_of(&body).1), (400, Some("user")), "{body}");
+    let (status, key) = admin(reqwest::Method::POST, keys.clone(), Some(json!({"name": "k1", "user": "alice"}))).await;
+    assert_eq!(status, 201, "{key}");
+    let id = key["id"].as_str().unwrap_or_default().to_string();
+    let (status, body) = admin(reqwest::Method::PATCH, format!("{keys}/{id}"), Some(json!({"user": "ghost"}))).await;
+    assert_eq!((status, error_of(&body).1), (400, Some("user")), "{body}");
+
+    // A user with a key cannot go, nor a team with a user; once the key is revoked the user can.
+    let (status, body) = admin(reqwest::Method::DELETE, format!("{users}/alice"), None).await;
+    assert_eq!((status, error_of(&body).0), (409, Some("user_in_use")), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("k1")), "{body}");
+    let (status, body) = admin(reqwest::Method::DELETE, format!("{}/admin/teams/growth", gw.url), None).await;
+    assert_eq!((status, error_of(&body).0), (409, Some("team_in_use")), "{body}");
+    assert_eq!(admin(reqwest::Method::DELETE, format!("{keys}/{id}"), None).await.0, 200);
+    assert_eq!(admin(reqwest::Method::DELETE, format!("{users}/alice"), None).await.0, 200);
+    assert_eq!(admin(reqwest::Method::DELETE, format!("{users}/alice"), None).await.0, 404, "already gone");
+    assert_eq!(admin(reqwest::Method::DELETE, format!("{users}/carol"), None).await.0, 404, "the config's");
+    assert_eq!(admin(reqwest::Method::POST, keys, Some(json!({"name": "k2", "user": "alice"}))).await.0, 400);
+
+    let users_audit: Vec<_> =
+        audit_actions(&gw).await.into_iter().filter(|(action, _, _)| action.starts_with("user.")).collect();
+    let actions: Vec<_> = users_audit.iter().map(|(a, t, _)| (a.as_str(), t.as_str())).collect();
+    assert_eq!(
+        actions,
+        [("user.create", "alice"), ("user.create", "dave"), ("user.update", "alice"), ("user.delete", "alice")]
+    );
+    assert_eq!(users_audit[0].2["set"]["budget"], json!({"usd": 5.0, "period": "monthly", "alerts": [0.5, 0.9]}));
+    assert_eq!(users_audit[2].2["set"], json!({"budget": null, "metadata": {"org": "ops"}}));
+}
+
+#[tokio::test]
+async fn budgets_are_set_cleared_and_checked_on_keys_teams_and_users() {
+    let up = mock(&[]);
+    let dir = temp_dir();
+    let cfg = with_storage(&up, &format!("sqlite://{}", dir.join("gw.db").display())).replacen(
+        "providers:\n",
+        "teams:\n  - { name: from-config, budget: { usd: 100, period: 30d, alerts: [0.8] } }\nproviders:\n",
+        1,
+    );
+    let (gw, _) = gateway(&cfg);
+    let teams = format!("{}/admin/teams", gw.url);
+    let keys = format!("{}/admin/keys", gw.url);
+    let users = format!("{}/admin/users", gw.url);
+
+    let (status, team) = admin(reqwest::Method::POST, teams.clone(), Some(json!({"name": "growth"}))).await;
+    assert_eq!((status, &team["budget"]), (201, &Value::Null), "{team}");
+    let (status, team) = admin(
+        reqwest::Method::PATCH,
+        format!("{teams}/growth"),
+        Some(json!({"budget": {"usd": 10, "period": "daily", "alerts": [1, 0.5]}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{team}");
+    assert_eq!(team["budget"], json!({"usd": 10.0, "period": "daily", "alerts": [0.5, 1.0]}));
+    let (_, listed) = admin(reqwest::Method::GET, teams.clone(), None).await;
+    assert_eq!(listed["data"][0]["budget"], json!({"usd": 100.0, "period": "30d", "alerts": [0.8]}), "{listed}");
+    assert_eq!(listed["data"][1]["budget"]["period"], "daily", "{listed}");
+    let (status, team) =
+        admin(reqwest::Method::PATCH, format!("{teams}/growth"), Some(json!({"capture": "none"}))).await;
+    assert_eq!((status, &team["budget"]["usd"]), (200, &json!(10.0)), "absent leaves the budget");
+    let (status, team) = admin(reqwest::Method::PATCH, format!("{teams}/growth"), Some(json!({"budget": null}))).await;
+    assert_eq!((status, &team["budget"]), (200, &Value::Null));
+
+    let (status, key) =
+        admin(reqwest::Method::POST, keys.clone(), Some(json!({"name": "k1", "budget": {"usd": 2.5}}))).await;
+    assert_eq!(status, 201, "{key}");
+    assert_eq!(key["budget"], json!({"usd": 2.5, "period": "lifetime"}), "lifetime by default");
+    let secret = key["key"].as_str().unwrap_or_default().to_string();
+    let id = key["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(chat(&gw, &secret, "chat").await, 200, "usable under its budget");
+    let (status, key) = admin(reqwest::Method::PATCH, format!("{keys}/{id}"), Some(json!({"budget": null}))).await;
+    assert_eq!((status, &key["budget"]), (200, &Value::Null), "{key}");
+    let (status, key) =
+        admin(reqwest::Method::PATCH, format!("{keys}/{id}"), Some(json!({"budget": {"usd": 1, "period": "weekly"}})))
+            .await;
+    assert_eq!((status, &key["budget"]["period"]), (200, &json!("weekly")), "{key}");
+    let (_, one) = admin(reqwest::Method::GET, format!("{keys}/{id}"), None).await;
+    assert_eq!(one["budget"], json!({"usd": 1.0, "period": "weekly"}), "stored");
+
+    // Bad budgets are 400s naming `budget`, on each kind, and change nothing.
+    let bad = [
+        json!({"usd": 5, "period": "fortnightly"}),
+        json!({"usd": 5, "alerts": [2]}),
+        json!({"usd": 5, "alerts": [0]}),
+        json!({"usd": -1}),
+        json!({"usd": 5, "period": "10m"}),
+    ];
+    for budget in &bad {
+        let calls = [
+            (reqwest::Method::POST, keys.clone(), json!({"name": "k2", "budget": budget})),
+            (reqwest::Method::PATCH, format!("{keys}/{id}"), json!({"budget": budget})),
+            (reqwest::Method::POST, teams.clone(), json!({"name": "t2", "budget": budget})),
+            (reqwest::Method::PATCH, format!("{teams}/growth"), json!({"budget": budget})),
+            (reqwest::Method::POST, users.clone(), json!({"name": "u2", "budget": budget})),
+        ];
+        for (method, url, body) in calls {
+            let (status, answer) = admin(method.clone(), url.clone(), Some(body)).await;
+            assert_eq!((status, error_of(&answer).1), (400, Some("budget")), "{method} {url} {budget}: {answer}");
+        }
+    }
+    assert_eq!(
+        admin(reqwest::Method::POST, keys, Some(json!({"name": "k3", "budget": {"period": "daily"}}))).await.0,
+        400,
+        "usd is required"
+    );
+    let (_, one) = admin(reqwest::Method::GET, format!("{}/admin/keys/{id}", gw.url), None).await;
+    assert_eq!(one["budget"], json!({"usd": 1.0, "period": "weekly"}), "unchanged by the bad PATCHes");
+    let (_, listed) = admin(reqwest::Method::GET, users, None).await;
+    assert_eq!(listed["data"], json!([]), "no user was made");
+
+    let audit = audit_actions(&gw).await;
+    let updates: Vec<_> =
+        audit.iter().filter(|(a, _, _)| a == "key.update").map(|(_, _, d)| d["set"].clone()).collect();
+    assert_eq!(updates, [json!({"budget": null}), json!({"budget": {"usd": 1.0, "period": "weekly"}})]);
+    let team_sets: Vec<_> =
+        audit.iter().filter(|(a, _, _)| a == "team.update").map(|(_, _, d)| d["set"].clone()).collect();
+    assert_eq!(team_sets[0]["budget"], json!({"usd": 10.0, "period": "daily", "alerts": [0.5, 1.0]}));
+    assert_eq!(team_sets[2], json!({"budget": null}));
+}
+
+#[tokio::test]
+async fn a_users_limit_applies_over_all_its_keys() {
+    let up = mock(&[]);
+    let dir = temp_dir();
+    let (gw, _) = gateway(&with_storage(&up, &format!("sqlite://{}", dir.join("gw.db").display())));
+    let (status, made) = admin(
+        reqwest::Method::POST,
+        format!("{}/admin/users", gw.url),
+        Some(json!({"name": "alice", "limits": {"rpm": 2}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let mut secrets = Vec::new();
+    for name in ["a1", "a2"] {
+        let (status, key) = admin(
+            reqwest::Method::POST,
+            format!("{}/admin/keys", gw.url),
+            Some(json!({"name": name, "user": "alice"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{key}");
+        secrets.push(key["key"].as_str().unwrap_or_default().to_string());
+    }
+    let before = mock_stats(&up).await["requests"].as_u64().unwrap_or_default();
+    assert_eq!(chat(&gw, &secrets[0], "chat").await, 200);
+    assert_eq!(chat(&gw, &secrets[1], "chat").await, 200, "a second key of the user");
+    let over = post(
+        &format!("{}/v1/chat/completions", gw.url),
+        Some(&secrets[0]),
+        &json!({"model": "chat", "messages": user("x")}),
+    )
+    .await;
+    assert_eq!(over.status(), 429, "the third request of the user within a minute");
+    let body = json(over).await;
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("the user 'alice'")), "{body}");
+    let sent = mock_stats(&up).await["requests"].as_u64().unwrap_or_default() - before;
+    assert_eq!(sent, 2, "the refused request never reached the provider");
+}
