@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_policy::{Budget, KeyLimits, KeyRing, Limits, ModelAllowList, Period, Principal};
+use switchyard_policy::{Budget, KeyLimits, KeyRing, Limits, ModelAllowList, Principal};
 use switchyard_store::time::{self, now_us};
 use switchyard_store::{AuditEntry, Store, StoreError, StoredBudget, StoredLimits, VirtualKey};
 use switchyard_types::{CaptureMode, ErrorKind, GatewayError};
@@ -92,18 +92,7 @@ pub(super) fn valid_limits(l: Option<StoredLimits>) -> Result<Option<StoredLimit
 /// A budget of the config as the admin API shows it, in the shape a client sends.
 pub(super) fn budget_json(b: Option<&Budget>) -> Value {
     let Some(b) = b else { return Value::Null };
-    let period = match b.period {
-        Period::Daily => "daily".to_string(),
-        Period::Weekly => "weekly".to_string(),
-        Period::Monthly => "monthly".to_string(),
-        Period::Lifetime => "lifetime".to_string(),
-        Period::Rolling(d) => match d.as_secs() {
-            s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-            s if s % 3600 == 0 => format!("{}h", s / 3600),
-            s => format!("{}m", s / 60),
-        },
-    };
-    json!({"usd": switchyard_policy::usd(b.max), "period": period, "alerts": b.alerts})
+    json!({"usd": switchyard_policy::usd(b.max), "period": b.period.name(), "alerts": b.alerts})
 }
 
 /// Reloads the store's usable keys into memory every `REFRESH_EVERY`. While the store cannot be
