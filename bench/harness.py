@@ -188,7 +188,7 @@ def main() -> None:
     config.write_text(f"""\
 server:
   master_key: sk-bench-master-key
-# Production-like: every request is logged to SQLite and priced.
+# Production-like: every request is logged to SQLite, priced, rate-limited and budgeted.
 storage: "sqlite://{out / 'bench.db'}"
 providers:
   mock: {{ type: openai-compatible, base_url: "{mock_url}/v1" }}
@@ -202,6 +202,7 @@ keys:
     models: [chat]
     # High enough never to refuse the load: the point is to pay for the checks.
     limits: {{ rpm: 100000000, tpm: 100000000000, concurrency: 100000 }}
+    budget: {{ usd: 1000000000, period: monthly }}
 """)
     gateway, gw_url = start(args.bin, ["serve", "--config", str(config), "--listen", "127.0.0.1:0"])
     results: dict = {"smoke": args.smoke, "machine": {"cpus": os.cpu_count(), "fd_limit": fd_limit}}
