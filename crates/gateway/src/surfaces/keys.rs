@@ -71,6 +71,16 @@ pub fn stored_limits(l: StoredLimits) -> Limits {
     Limits { rpm: l.rpm, tpm: l.tpm, concurrency: l.concurrency }
 }
 
+/// A team a key or user names must exist, in the config or the store.
+pub(super) fn known_team(state: &AppState, rt: &Runtime, team: Option<&str>) -> Result<(), GatewayError> {
+    match team {
+        Some(t) if state.team(rt, t).is_none() => {
+            Err(invalid("team", format!("There is no team '{t}' (in the config or made through /admin/teams).")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks a budget a client sent, for the store.
 pub(super) fn store_budget(b: Option<StoredBudget>) -> Result<Option<StoredBudget>, GatewayError> {
     let Some(mut b) = b else { return Ok(None) };
@@ -202,14 +212,7 @@ impl KeySpec {
     fn apply(self, key: &mut VirtualKey, state: &AppState, rt: &Runtime) -> Result<Value, GatewayError> {
         let mut changed = serde_json::Map::new();
         if let Some(team) = self.team {
-            if let Some(t) = &team
-                && state.team(rt, t).is_none()
-            {
-                return Err(invalid(
-                    "team",
-                    format!("There is no team '{t}' (in the config or made through /admin/teams)."),
-                ));
-            }
+            known_team(state, rt, team.as_deref())?;
             changed.insert("team".into(), json!(team));
             key.team = team;
         }

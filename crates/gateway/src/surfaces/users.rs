@@ -15,8 +15,8 @@ use switchyard_types::{ErrorKind, GatewayError};
 
 use super::admin::Access;
 use super::keys::{
-    applied, budget_json, context, invalid, reply, store_budget, store_error, stored_limits, valid_limits, valid_name,
-    write_audit,
+    applied, budget_json, context, invalid, known_team, reply, store_budget, store_error, stored_limits, valid_limits,
+    valid_name, write_audit,
 };
 use crate::runtime::{UserPolicy, stored_budget};
 use crate::{AppState, Runtime};
@@ -51,14 +51,7 @@ impl UserSpec {
     fn apply(self, user: &mut StoredUser, state: &AppState, rt: &Runtime) -> Result<Value, GatewayError> {
         let mut changed = serde_json::Map::new();
         if let Some(team) = self.team {
-            if let Some(t) = &team
-                && state.team(rt, t).is_none()
-            {
-                return Err(invalid(
-                    "team",
-                    format!("There is no team '{t}' (in the config or made through /admin/teams)."),
-                ));
-            }
+            known_team(state, rt, team.as_deref())?;
             changed.insert("team".into(), json!(team));
             user.team = team;
         }
