@@ -100,6 +100,7 @@ async fn first_token(provider: &str, mut stream: EventStream, by: Instant) -> Re
                 StreamEvent::Text { .. }
                     | StreamEvent::ToolCall { .. }
                     | StreamEvent::Reasoning { .. }
+                    | StreamEvent::RedactedReasoning { .. }
                     | StreamEvent::Refusal { .. }
                     | StreamEvent::Finish { .. }
             )

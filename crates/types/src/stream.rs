@@ -31,6 +31,12 @@ pub enum StreamEvent {
         text: String,
         signature: Option<String>,
     },
+    /// A reasoning block the provider returns only encrypted (Anthropic's `redacted_thinking`),
+    /// whole, to be sent back as it is on the next turn.
+    RedactedReasoning {
+        choice: u32,
+        data: String,
+    },
     /// A piece of a tool call. The first piece of a call carries its id and name; later pieces
     /// add argument text. `index` orders the calls within the choice.
     ToolCall {
@@ -91,6 +97,11 @@ impl StreamAssembler {
                     }
                 }
             }
+            StreamEvent::RedactedReasoning { choice, data } => self
+                .choice(*choice)
+                .message
+                .reasoning
+                .push(Reasoning { redacted: Some(data.clone()), ..Reasoning::default() }),
             StreamEvent::ToolCall { choice, index, id, name, arguments } => {
                 let calls = &mut self.choice(*choice).message.tool_calls;
                 let i = *index as usize;

@@ -623,6 +623,7 @@ impl Relay {
                 StreamEvent::Text { .. }
                 | StreamEvent::ToolCall { .. }
                 | StreamEvent::Reasoning { .. }
+                | StreamEvent::RedactedReasoning { .. }
                 | StreamEvent::Refusal { .. } => self.continuable = false,
                 StreamEvent::Finish { reason, .. } => {
                     self.continuable = false;

@@ -109,6 +109,8 @@ impl ChunkEncoder {
                 }
                 (*choice, json!({"reasoning_content": text}), None)
             }
+            // OpenAI's chat format has no place for encrypted reasoning.
+            StreamEvent::RedactedReasoning { .. } => return None,
             StreamEvent::ToolCall { choice, index, id, name, arguments } => {
                 let mut call = Map::new();
                 call.insert("index".into(), (*index).into());
