@@ -36,7 +36,7 @@ pub fn parse_object(body: &[u8]) -> Result<JsonMap, GatewayError> {
 }
 
 /// Deserialises a wire type from an already-parsed object, naming the offending parameter.
-fn from_object<T: serde::de::DeserializeOwned>(map: &JsonMap) -> Result<T, GatewayError> {
+pub(crate) fn from_object<T: serde::de::DeserializeOwned>(map: &JsonMap) -> Result<T, GatewayError> {
     // Straight from the borrowed map: the body is not copied before the IR takes its fields.
     serde_path_to_error::deserialize(map).map_err(|e| {
         let path = e.path().to_string();
