@@ -21,6 +21,14 @@ use switchyard_types::{FinishReason, Usage};
 pub const BLOCKS: &str = "anthropic.blocks";
 /// A plain-text document block's fields other than its text, on the IR text part.
 pub const DOCUMENT: &str = "anthropic.document";
+/// A message's block kinds in their order (`reasoning`, `text`, `tool_call`, `other`), kept
+/// when it is not the usual reasoning, text, tool calls: Anthropic and Bedrock interleave
+/// blocks, and a replayed turn must keep its order.
+pub const BLOCK_ORDER: &str = "block_order";
+/// Fields of `thinking` the IR does not model (`display`), for the same protocol.
+pub const THINKING_EXTRA: &str = "anthropic.thinking";
+/// Marks a request that set an effort without thinking (`output_config.effort` alone).
+pub const THINKING_OFF: &str = "anthropic.thinking_off";
 /// `is_error` of a tool result, on the IR tool message.
 pub const IS_ERROR: &str = "is_error";
 /// The stop sequence that ended an answer, in `ChatResponse::extra`.
@@ -50,6 +58,40 @@ pub(crate) fn encode_usage(u: &Usage) -> Value {
         "cache_read_input_tokens": u.cache_read_tokens,
         "output_tokens": u.output_tokens,
     })
+}
+
+/// The kind of a block, as `BLOCK_ORDER` lists it.
+pub(crate) fn block_kind(block_type: &str) -> &'static str {
+    match block_type {
+        "thinking" | "redacted_thinking" => "reasoning",
+        "text" => "text",
+        "tool_use" => "tool_call",
+        _ => "other",
+    }
+}
+
+/// Records the order of `kinds` on a message when it is not the usual one.
+pub(crate) fn keep_order(extra: &mut switchyard_types::JsonMap, kinds: Vec<&'static str>) {
+    let rank = |k: &str| ["reasoning", "text", "tool_call", "other"].iter().position(|x| *x == k).unwrap_or(3);
+    if kinds.windows(2).any(|w| rank(w[0]) > rank(w[1])) {
+        extra.insert(BLOCK_ORDER.into(), kinds.into_iter().map(Value::from).collect());
+    }
+}
+
+/// Puts blocks grouped by kind back in a recorded order; any not named there go at the end.
+pub(crate) fn in_order(extra: &switchyard_types::JsonMap, mut groups: Vec<(&'static str, Vec<Value>)>) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(Value::Array(order)) = extra.get(BLOCK_ORDER) {
+        for kind in order.iter().filter_map(Value::as_str) {
+            if let Some((_, blocks)) = groups.iter_mut().find(|(k, _)| *k == kind)
+                && !blocks.is_empty()
+            {
+                out.push(blocks.remove(0));
+            }
+        }
+    }
+    out.extend(groups.into_iter().flat_map(|(_, blocks)| blocks));
+    out
 }
 
 pub(crate) fn finish_from(reason: &str) -> FinishReason {

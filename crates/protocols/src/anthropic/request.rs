@@ -14,7 +14,8 @@ use switchyard_types::{
     ToolChoice,
 };
 
-use super::{BLOCKS, DOCUMENT, IS_ERROR};
+use super::response::tool_input;
+use super::{BLOCKS, DOCUMENT, IS_ERROR, THINKING_EXTRA, THINKING_OFF, block_kind, in_order, keep_order};
 use crate::openai::from_object;
 
 #[derive(Deserialize)]
@@ -98,6 +99,8 @@ struct WireThinking {
     kind: String,
     #[serde(default)]
     budget_tokens: Option<u64>,
+    #[serde(flatten)]
+    extra: JsonMap,
 }
 
 #[derive(Deserialize)]
@@ -164,21 +167,31 @@ pub fn decode_messages_request(body: &JsonMap, needs_max_tokens: bool) -> Result
     };
     let mut reasoning = match wire.thinking {
         None => None,
-        Some(t) => match t.kind.as_str() {
-            "enabled" => Some(ReasoningConfig { effort: None, budget_tokens: t.budget_tokens }),
-            "adaptive" => Some(ReasoningConfig { effort: None, budget_tokens: None }),
-            "disabled" => None,
-            other => {
-                return Err(invalid(
-                    "thinking.type".into(),
-                    format!("thinking.type must be enabled, adaptive or disabled, not '{other}'"),
-                ));
+        Some(t) => {
+            if !t.extra.is_empty() {
+                extra.insert(THINKING_EXTRA.into(), Value::Object(t.extra));
             }
-        },
+            match t.kind.as_str() {
+                "enabled" => Some(ReasoningConfig { effort: None, budget_tokens: t.budget_tokens }),
+                "adaptive" => Some(ReasoningConfig { effort: None, budget_tokens: None }),
+                "disabled" => None,
+                other => {
+                    return Err(invalid(
+                        "thinking.type".into(),
+                        format!("thinking.type must be enabled, adaptive or disabled, not '{other}'"),
+                    ));
+                }
+            }
+        }
     };
     let mut response_format = None;
     if let Some(oc) = wire.output_config {
         if let Some(effort) = oc.effort {
+            if reasoning.is_none() {
+                // Effort without thinking: the IR's reasoning says "effort", the marker says
+                // "but no thinking block", so the same protocol gets back what it sent.
+                extra.insert(THINKING_OFF.into(), Value::Bool(true));
+            }
             reasoning.get_or_insert(ReasoningConfig { effort: None, budget_tokens: None }).effort = Some(effort);
         }
         if let Some(format) = oc.format {
@@ -388,8 +401,13 @@ fn decode_message(m: WireMessage, i: usize, out: &mut Vec<Message>) -> Result<()
     let role = if m.role == WireRole::User { Role::User } else { Role::Assistant };
     let mut msg = Message::new(role, Vec::new());
     let mut others = Vec::new();
+    let mut kinds = Vec::new();
     for (j, b) in blocks.iter().enumerate() {
         let at = format!("messages.{i}.content.{j}");
+        let kind = b.get("type").and_then(Value::as_str).unwrap_or_default();
+        if role == Role::Assistant {
+            kinds.push(block_kind(kind));
+        }
         match decode_block(b, &at)? {
             Block::Part(p) => msg.content.push(p),
             Block::Reasoning(r) if role == Role::Assistant => msg.reasoning.push(r),
@@ -409,6 +427,7 @@ fn decode_message(m: WireMessage, i: usize, out: &mut Vec<Message>) -> Result<()
     if !others.is_empty() {
         msg.extra.insert(BLOCKS.into(), Value::Array(others));
     }
+    keep_order(&mut msg.extra, kinds);
     // A user message of tool results only has nothing left to say.
     let empty = msg.content.is_empty() && msg.tool_calls.is_empty() && msg.reasoning.is_empty() && msg.extra.is_empty();
     if !(empty && role == Role::User && out.last().is_some_and(|m| m.role == Role::Tool)) {
@@ -496,14 +515,28 @@ pub fn encode_messages_request(req: &ChatRequest, model: &str) -> Result<JsonMap
     }
     let mut output_config = Map::new();
     if let Some(r) = &req.reasoning {
+        let native = req.extra.protocol == Some(Protocol::Anthropic);
+        let off = native && req.extra.fields.contains_key(THINKING_OFF);
         let thinking = match (r.budget_tokens, r.effort.as_deref()) {
-            (Some(budget), _) => json!({"type": "enabled", "budget_tokens": budget}),
-            (None, Some("none")) => json!({"type": "disabled"}),
-            // OpenAI's efforts as thinking budgets; Anthropic needs at least 1,024.
-            (None, Some(effort)) => json!({"type": "enabled", "budget_tokens": effort_budget(effort)?}),
-            (None, None) => json!({"type": "adaptive"}),
+            (_, _) if off => None,
+            (Some(budget), _) => Some(json!({"type": "enabled", "budget_tokens": budget})),
+            (None, _) if native => Some(json!({"type": "adaptive"})),
+            (None, None) => Some(json!({"type": "adaptive"})),
+            (None, Some("none")) => Some(json!({"type": "disabled"})),
+            // Another protocol's effort as a thinking budget: every thinking model takes one.
+            (None, Some(effort)) => Some(json!({"type": "enabled", "budget_tokens": effort_budget(effort)?})),
         };
-        body.insert("thinking".into(), thinking);
+        if let Some(mut t) = thinking {
+            if native && let Some(Value::Object(more)) = req.extra.fields.get(THINKING_EXTRA) {
+                for (k, v) in more {
+                    t[k] = v.clone();
+                }
+            }
+            body.insert("thinking".into(), t);
+        }
+        if native && let Some(effort) = &r.effort {
+            output_config.insert("effort".into(), effort.clone().into());
+        }
     }
     match &req.response_format {
         None | Some(ResponseFormat::Text) => {}
@@ -529,10 +562,21 @@ pub fn encode_messages_request(req: &ChatRequest, model: &str) -> Result<JsonMap
     if req.stream {
         body.insert("stream".into(), true.into());
     }
-    // Same protocol: what the IR does not model goes back as it came.
+    // Same protocol: what the IR does not model goes back as it came (not the IR's own
+    // markers, which start with `anthropic.`).
     if req.extra.protocol == Some(Protocol::Anthropic) {
-        for (k, v) in &req.extra.fields {
-            body.entry(k.clone()).or_insert_with(|| v.clone());
+        for (k, v) in req.extra.fields.iter().filter(|(k, _)| !k.starts_with("anthropic.")) {
+            match (k.as_str(), body.get_mut(k.as_str())) {
+                // Server tools go after the custom ones, as one list.
+                ("tools", Some(Value::Array(tools))) => tools.extend(v.as_array().cloned().unwrap_or_default()),
+                ("output_config", Some(Value::Object(oc))) => {
+                    for (ok, ov) in v.as_object().into_iter().flatten() {
+                        oc.entry(ok.clone()).or_insert_with(|| ov.clone());
+                    }
+                }
+                (_, Some(_)) => {}
+                (_, None) => drop(body.insert(k.clone(), v.clone())),
+            }
         }
     }
     Ok(body)
@@ -543,6 +587,7 @@ fn effort_budget(effort: &str) -> Result<u64, GatewayError> {
         "minimal" | "low" => 1024,
         "medium" => 4096,
         "high" => 16_384,
+        "xhigh" => 32_768,
         other => {
             return Err(invalid(
                 "reasoning_effort".into(),
@@ -623,33 +668,39 @@ fn encode_messages(messages: &[Message]) -> Result<Vec<Value>, GatewayError> {
             }
             Role::User => (Role::User, m.content.iter().map(encode_part).collect::<Result<_, _>>()?),
             Role::Assistant => {
-                let mut blocks = Vec::new();
+                let mut reasoning = Vec::new();
                 for r in &m.reasoning {
                     match (&r.redacted, &r.signature) {
-                        (Some(data), _) => blocks.push(json!({"type": "redacted_thinking", "data": data})),
+                        (Some(data), _) => reasoning.push(json!({"type": "redacted_thinking", "data": data})),
                         (None, Some(sig)) => {
-                            blocks.push(json!({"type": "thinking", "thinking": r.text, "signature": sig}))
+                            reasoning.push(json!({"type": "thinking", "thinking": r.text, "signature": sig}))
                         }
                         // Reasoning without a signature (another provider's) cannot be replayed
                         // to Anthropic, which checks signatures; it is history, not input.
                         (None, None) => {}
                     }
                 }
-                for p in &m.content {
-                    blocks.push(encode_part(p)?);
-                }
+                let mut text = m.content.iter().map(encode_part).collect::<Result<Vec<_>, _>>()?;
                 if let Some(refusal) = &m.refusal {
-                    blocks.push(json!({"type": "text", "text": refusal}));
+                    text.push(json!({"type": "text", "text": refusal}));
                 }
-                for c in &m.tool_calls {
-                    let input: Value = serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
-                    blocks.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}));
-                }
-                (Role::Assistant, blocks)
+                let calls = m
+                    .tool_calls
+                    .iter()
+                    .map(|c| json!({"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(&c.arguments)}))
+                    .collect();
+                let others = match m.extra.get(BLOCKS) {
+                    Some(Value::Array(others)) => others.clone(),
+                    _ => Vec::new(),
+                };
+                let groups = vec![("reasoning", reasoning), ("text", text), ("tool_call", calls), ("other", others)];
+                (Role::Assistant, in_order(&m.extra, groups))
             }
         };
         let mut blocks = blocks;
-        if let Some(Value::Array(others)) = m.extra.get(BLOCKS) {
+        if m.role != Role::Assistant
+            && let Some(Value::Array(others)) = m.extra.get(BLOCKS)
+        {
             blocks.extend(others.iter().cloned());
         }
         // Anthropic wants turns to alternate: consecutive turns of one role become one.

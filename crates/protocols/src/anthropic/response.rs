@@ -3,17 +3,21 @@
 
 use serde_json::{Map, Value, json};
 use switchyard_types::{
-    ChatResponse, Choice, ContentPart, Extra, FinishReason, JsonMap, Message, Protocol, Reasoning, Role, TextPart,
-    ToolCall,
+    ChatResponse, Choice, ContentPart, Extra, JsonMap, Message, Protocol, Reasoning, Role, TextPart, ToolCall,
 };
 
-use super::{BLOCKS, STOP_SEQUENCE, decode_usage, encode_usage, finish_from, finish_to};
+use super::{
+    BLOCKS, STOP_SEQUENCE, block_kind, decode_usage, encode_usage, finish_from, finish_to, in_order, keep_order,
+};
 
 pub fn decode_messages_response(v: &Value) -> ChatResponse {
     let mut msg = Message::new(Role::Assistant, Vec::new());
     let mut others = Vec::new();
+    let mut kinds = Vec::new();
     for b in v.get("content").and_then(Value::as_array).into_iter().flatten() {
-        match b.get("type").and_then(Value::as_str).unwrap_or_default() {
+        let kind = b.get("type").and_then(Value::as_str).unwrap_or_default();
+        kinds.push(block_kind(kind));
+        match kind {
             "text" => {
                 let mut extra = JsonMap::new();
                 if let Some(c) = b.get("citations").filter(|c| !c.is_null()) {
@@ -43,6 +47,7 @@ pub fn decode_messages_response(v: &Value) -> ChatResponse {
     if !others.is_empty() {
         msg.extra.insert(BLOCKS.into(), Value::Array(others));
     }
+    keep_order(&mut msg.extra, kinds);
     let mut extra = JsonMap::new();
     if let Some(s) = v.get(STOP_SEQUENCE).filter(|s| !s.is_null()) {
         extra.insert(STOP_SEQUENCE.into(), s.clone());
@@ -81,34 +86,43 @@ pub fn encode_messages_response(r: &ChatResponse) -> Value {
 }
 
 pub(crate) fn encode_blocks(m: &Message) -> Vec<Value> {
-    let mut content = Vec::new();
-    for r in &m.reasoning {
-        match &r.redacted {
-            Some(data) => content.push(json!({"type": "redacted_thinking", "data": data})),
-            None => content.push(
-                json!({"type": "thinking", "thinking": r.text, "signature": r.signature.clone().unwrap_or_default()}),
-            ),
-        }
-    }
-    for p in &m.content {
-        if let ContentPart::Text(t) = p {
-            let mut block = json!({"type": "text", "text": t.text});
-            if let Some(c) = t.extra.get("citations") {
-                block["citations"] = c.clone();
+    let reasoning = m
+        .reasoning
+        .iter()
+        .map(|r| match &r.redacted {
+            Some(data) => json!({"type": "redacted_thinking", "data": data}),
+            None => {
+                json!({"type": "thinking", "thinking": r.text, "signature": r.signature.clone().unwrap_or_default()})
             }
-            content.push(block);
-        }
-    }
+        })
+        .collect();
+    let mut text: Vec<Value> = m
+        .content
+        .iter()
+        .filter_map(|p| match p {
+            ContentPart::Text(t) => {
+                let mut block = json!({"type": "text", "text": t.text});
+                if let Some(c) = t.extra.get("citations") {
+                    block["citations"] = c.clone();
+                }
+                Some(block)
+            }
+            _ => None,
+        })
+        .collect();
     if let Some(refusal) = &m.refusal {
-        content.push(json!({"type": "text", "text": refusal}));
+        text.push(json!({"type": "text", "text": refusal}));
     }
-    for c in &m.tool_calls {
-        content.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(&c.arguments)}));
-    }
-    if let Some(Value::Array(others)) = m.extra.get(BLOCKS) {
-        content.extend(others.iter().cloned());
-    }
-    content
+    let calls = m
+        .tool_calls
+        .iter()
+        .map(|c| json!({"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(&c.arguments)}))
+        .collect();
+    let others = match m.extra.get(BLOCKS) {
+        Some(Value::Array(others)) => others.clone(),
+        _ => Vec::new(),
+    };
+    in_order(&m.extra, vec![("reasoning", reasoning), ("text", text), ("tool_call", calls), ("other", others)])
 }
 
 /// Anthropic's `input` is an object; arguments a model wrote as invalid JSON are kept whole under
@@ -129,6 +143,8 @@ pub(crate) fn message_id(id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use switchyard_types::FinishReason;
+
     use super::*;
 
     #[test]

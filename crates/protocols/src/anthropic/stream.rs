@@ -13,8 +13,9 @@ use super::{decode_usage, encode_usage, finish_from, finish_to, response::messag
 /// Turns each SSE event of a Messages stream into IR events.
 #[derive(Debug, Default)]
 pub struct EventDecoder {
-    /// The tool-call index of each tool-use block, by block index.
-    tool_of_block: Vec<(u64, u32)>,
+    /// Each tool-use block: its block index, its tool-call index, and whether any argument text
+    /// came for it.
+    tool_of_block: Vec<(u64, u32, bool)>,
     tools: u32,
     usage: Usage,
     stop_sequence: Option<String>,
@@ -49,7 +50,7 @@ impl EventDecoder {
                     "tool_use" => {
                         let tool = self.tools;
                         self.tools += 1;
-                        self.tool_of_block.push((index, tool));
+                        self.tool_of_block.push((index, tool, false));
                         // The block's `input` is `{}` here; the arguments arrive as deltas.
                         out.push(StreamEvent::ToolCall {
                             choice: 0,
@@ -94,17 +95,36 @@ impl EventDecoder {
                     }),
                     "input_json_delta" => {
                         // A server tool's input (web search) has no IR call to belong to.
-                        if let Some(&(_, tool)) = self.tool_of_block.iter().find(|(b, _)| *b == index) {
+                        if let Some((_, tool, seen)) = self.tool_of_block.iter_mut().find(|(b, ..)| *b == index) {
+                            let partial = s("partial_json");
+                            *seen |= !partial.is_empty();
+                            let tool = *tool;
                             out.push(StreamEvent::ToolCall {
                                 choice: 0,
                                 index: tool,
                                 id: None,
                                 name: None,
-                                arguments: s("partial_json"),
+                                arguments: partial,
                             });
                         }
                     }
                     _ => {}
+                }
+            }
+            // A call with no input streams no argument text: its arguments are `{}`.
+            "content_block_stop" => {
+                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                if let Some((_, tool, seen)) = self.tool_of_block.iter_mut().find(|(b, ..)| *b == index)
+                    && !*seen
+                {
+                    *seen = true;
+                    out.push(StreamEvent::ToolCall {
+                        choice: 0,
+                        index: *tool,
+                        id: None,
+                        name: None,
+                        arguments: "{}".into(),
+                    });
                 }
             }
             "message_delta" => {
@@ -129,7 +149,7 @@ impl EventDecoder {
                 };
                 out.push(StreamEvent::Error(super::error::decode_error_value(e, status)));
             }
-            // `ping`, `content_block_stop`, and events added later.
+            // `ping`, and events added later.
             _ => {}
         }
         Ok(out)
