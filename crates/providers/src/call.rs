@@ -5,9 +5,10 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
-use switchyard_protocols::{openai, sse};
+use switchyard_protocols::{anthropic, openai, sse};
 use switchyard_types::{
-    ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, GatewayError, JsonMap, StreamEvent,
+    ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, GatewayError, JsonMap, Protocol,
+    StreamEvent,
 };
 use tokio::time::Instant;
 
@@ -48,29 +49,39 @@ pub async fn chat(
 ) -> Result<ChatOutcome, GatewayError> {
     let started = Instant::now();
     let deadline = started + timeouts.total;
-    let mut body = match passthrough {
-        Some(raw) => {
+    let protocol = provider.protocol();
+    if passthrough.is_none() {
+        switchyard_protocols::check_translatable(req, protocol)?;
+    }
+    let mut body = match (passthrough, protocol) {
+        (Some(raw), _) => {
             let mut body = raw.clone();
             body.insert("model".into(), model.into());
             body
         }
-        None => openai::encode_chat_request(req, model),
+        (None, Protocol::Anthropic) => anthropic::encode_messages_request(req, model)?,
+        (None, _) => openai::encode_chat_request(req, model),
     };
-    if req.stream {
+    if req.stream && protocol == Protocol::OpenAi {
         // Usage is always requested so the call can be accounted; the surface hides the usage
-        // chunk from a client that did not ask for it.
+        // chunk from a client that did not ask for it. (Anthropic streams always report it.)
         let opts = body.entry("stream_options").or_insert_with(|| Value::Object(JsonMap::new()));
         if let Value::Object(o) = opts {
             o.insert("include_usage".into(), true.into());
         }
     }
-    let resp = post_json(client, provider, "chat/completions", model, &body, timeouts, deadline).await?;
+    let endpoint = if protocol == Protocol::Anthropic { "messages" } else { "chat/completions" };
+    let resp = post_json(client, provider, endpoint, model, &body, timeouts, deadline).await?;
     if !req.stream {
         let bytes = read_body(&provider.name, resp, deadline).await?;
         let body = parse_json(&provider.name, &bytes)?;
-        return Ok(ChatOutcome::Complete { response: Box::new(openai::decode_chat_response(&body)), body });
+        let response = match protocol {
+            Protocol::Anthropic => anthropic::decode_messages_response(&body),
+            _ => openai::decode_chat_response(&body),
+        };
+        return Ok(ChatOutcome::Complete { response: Box::new(response), body });
     }
-    let stream = openai_stream(provider.name.clone(), resp, *timeouts, deadline);
+    let stream = sse_stream(provider.name.clone(), resp, Chunks::of(protocol), *timeouts, deadline);
     first_token(&provider.name, stream, started + timeouts.first_token.min(timeouts.total))
         .await
         .map(ChatOutcome::Stream)
@@ -122,6 +133,14 @@ pub async fn embeddings(
     timeouts: &Timeouts,
 ) -> Result<(EmbeddingResponse, Value), GatewayError> {
     let deadline = Instant::now() + timeouts.total;
+    if provider.protocol() != Protocol::OpenAi {
+        return Err(GatewayError::invalid(format!(
+            "provider '{}' ({}) does not serve embeddings through the gateway yet",
+            provider.name,
+            provider.kind.as_str()
+        ))
+        .with_code("embeddings_unsupported"));
+    }
     let body = match passthrough {
         Some(raw) => {
             let mut body = raw.clone();
@@ -180,7 +199,10 @@ async fn post_json(
         return Err(e);
     }
     let body = read_body(&provider.name, resp, deadline).await.unwrap_or_default();
-    Err(openai::decode_error(status.as_u16(), &body, after))
+    Err(match provider.protocol() {
+        Protocol::Anthropic => anthropic::decode_error(status.as_u16(), &body, after),
+        _ => openai::decode_error(status.as_u16(), &body, after),
+    })
 }
 
 /// The code of a provider's credential refusal (401) once its message is hidden; the router
@@ -197,11 +219,42 @@ fn parse_json(provider: &str, bytes: &Bytes) -> Result<Value, GatewayError> {
     })
 }
 
+/// The decoder of one protocol's SSE data.
+enum Chunks {
+    OpenAi(openai::ChunkDecoder),
+    Anthropic(anthropic::EventDecoder),
+}
+
+impl Chunks {
+    fn of(protocol: Protocol) -> Chunks {
+        match protocol {
+            Protocol::Anthropic => Chunks::Anthropic(anthropic::EventDecoder::default()),
+            _ => Chunks::OpenAi(openai::ChunkDecoder::default()),
+        }
+    }
+
+    fn decode(&mut self, data: &str) -> Result<Vec<StreamEvent>, GatewayError> {
+        match self {
+            Chunks::OpenAi(d) => d.decode(data),
+            Chunks::Anthropic(d) => d.decode(data),
+        }
+    }
+
+    /// Whether this data ends the answer normally: OpenAI's `[DONE]`, Anthropic's
+    /// `message_stop`. (A finish reason counts too; see `push_event`.)
+    fn is_end(&self, data: &str) -> bool {
+        match self {
+            Chunks::OpenAi(_) => data.trim() == "[DONE]",
+            Chunks::Anthropic(_) => data.contains("\"message_stop\""),
+        }
+    }
+}
+
 struct StreamState {
     provider: String,
     body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     sse: sse::SseDecoder,
-    chunks: openai::ChunkDecoder,
+    chunks: Chunks,
     pending: std::collections::VecDeque<StreamItem>,
     timeouts: Timeouts,
     deadline: Instant,
@@ -210,12 +263,18 @@ struct StreamState {
     complete: bool,
 }
 
-fn openai_stream(provider: String, resp: reqwest::Response, timeouts: Timeouts, deadline: Instant) -> EventStream {
+fn sse_stream(
+    provider: String,
+    resp: reqwest::Response,
+    chunks: Chunks,
+    timeouts: Timeouts,
+    deadline: Instant,
+) -> EventStream {
     let state = StreamState {
         provider,
         body: Box::pin(resp.bytes_stream()),
         sse: sse::SseDecoder::default(),
-        chunks: openai::ChunkDecoder::default(),
+        chunks,
         pending: Default::default(),
         timeouts,
         deadline,
@@ -283,10 +342,13 @@ fn openai_stream(provider: String, resp: reqwest::Response, timeouts: Timeouts, 
 
 impl StreamState {
     fn push_event(&mut self, ev: sse::SseEvent) {
-        if ev.data.trim() == "[DONE]" {
+        if matches!(self.chunks, Chunks::OpenAi(_)) && self.chunks.is_end(&ev.data) {
             self.complete = true;
             self.pending.push_back(StreamItem { events: Vec::new(), raw: Some(ev.data) });
             return;
+        }
+        if self.chunks.is_end(&ev.data) {
+            self.complete = true;
         }
         match self.chunks.decode(&ev.data) {
             Ok(events) => {

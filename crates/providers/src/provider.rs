@@ -75,6 +75,8 @@ pub enum ProviderType {
     Ollama,
     #[serde(rename = "llamacpp", alias = "llama-cpp")]
     LlamaCpp,
+    /// Anthropic's Messages API.
+    Anthropic,
 }
 
 impl ProviderType {
@@ -93,6 +95,7 @@ impl ProviderType {
             ProviderType::Vllm => "vllm",
             ProviderType::Ollama => "ollama",
             ProviderType::LlamaCpp => "llamacpp",
+            ProviderType::Anthropic => "anthropic",
         }
     }
 
@@ -109,6 +112,7 @@ impl ProviderType {
             ProviderType::Vllm => "http://127.0.0.1:8000/v1",
             ProviderType::Ollama => "http://127.0.0.1:11434/v1",
             ProviderType::LlamaCpp => "http://127.0.0.1:8080/v1",
+            ProviderType::Anthropic => "https://api.anthropic.com/v1",
             ProviderType::AzureOpenai | ProviderType::OpenaiCompatible => return None,
         })
     }
@@ -122,7 +126,10 @@ impl ProviderType {
     }
 
     pub fn protocol(self) -> Protocol {
-        Protocol::OpenAi
+        match self {
+            ProviderType::Anthropic => Protocol::Anthropic,
+            _ => Protocol::OpenAi,
+        }
     }
 }
 
@@ -161,6 +168,9 @@ impl ApiKey {
 
 /// How long a key rests after a 429 that named no `retry-after`.
 const DEFAULT_KEY_REST: Duration = Duration::from_secs(5);
+
+/// The `anthropic-version` header sent unless the config sets one.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// Azure's `api-version` when the config names none: the current GA version as of this release.
 const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
@@ -246,6 +256,15 @@ impl Provider {
         let key = &self.keys[i].value;
         let req = match self.kind {
             ProviderType::AzureOpenai => req.header("api-key", key),
+            ProviderType::Anthropic => {
+                let req = req.header("x-api-key", key);
+                // The API version Anthropic's SDKs send; a configured header wins.
+                if self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("anthropic-version")) {
+                    req
+                } else {
+                    req.header("anthropic-version", ANTHROPIC_VERSION)
+                }
+            }
             _ => req.bearer_auth(key),
         };
         Ok((req, Some(i)))

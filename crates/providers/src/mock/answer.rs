@@ -47,6 +47,44 @@ pub struct PlannedCall {
     pub arguments: String,
 }
 
+/// A planned answer as IR stream events, for the protocols whose encoders work from the IR:
+/// text in `chunks` pieces (a word each by default), each tool call's arguments in three.
+pub fn events(id: &str, model: &str, plan: &Answer, chunks: Option<usize>) -> Vec<switchyard_types::StreamEvent> {
+    use switchyard_types::{FinishReason, StreamEvent};
+    let mut out = vec![
+        StreamEvent::Start { id: id.to_string(), model: model.to_string(), created: 0 },
+        StreamEvent::Role { choice: 0 },
+    ];
+    let groups = chunks.unwrap_or(plan.words.len().max(1)).max(1);
+    let per = plan.words.len().div_ceil(groups).max(1);
+    for words in plan.words.chunks(per) {
+        out.push(StreamEvent::Text { choice: 0, text: words.concat() });
+    }
+    for (i, call) in plan.tool_calls.iter().enumerate() {
+        let index = u32::try_from(i).unwrap_or(u32::MAX);
+        out.push(StreamEvent::ToolCall {
+            choice: 0,
+            index,
+            id: Some(call.id.clone()),
+            name: Some(call.name.clone()),
+            arguments: String::new(),
+        });
+        let chars: Vec<char> = call.arguments.chars().collect();
+        for piece in chars.chunks(chars.len().div_ceil(chunks.unwrap_or(3).max(1)).max(1)) {
+            out.push(StreamEvent::ToolCall {
+                choice: 0,
+                index,
+                id: None,
+                name: None,
+                arguments: piece.iter().collect(),
+            });
+        }
+    }
+    out.push(StreamEvent::Finish { choice: 0, reason: FinishReason::from_openai(plan.finish_reason) });
+    out.push(StreamEvent::Usage(plan.usage));
+    out
+}
+
 /// FNV-1a: stable across runs and platforms, unlike the std hasher.
 pub fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))

@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use switchyard_protocols::{openai, sse};
+use switchyard_protocols::{anthropic, openai, sse};
+use switchyard_types::Protocol;
 
 use super::answer::{self, Answer};
 use super::faults::Faults;
@@ -58,6 +59,7 @@ pub fn router(faults: Faults) -> (Router, Arc<MockStats>) {
     let router = Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/openai/deployments/{deployment}/chat/completions", post(chat))
+        .route("/v1/messages", post(messages))
         .route("/v1/embeddings", post(embeddings))
         .route("/openai/deployments/{deployment}/embeddings", post(embeddings))
         .route("/v1/models", get(models))
@@ -94,7 +96,7 @@ async fn models(State(mock): State<Mock>, headers: HeaderMap) -> Response {
 }
 
 /// Reads the body, records the request, and applies the faults that come before any answer.
-async fn intake(mock: &Mock, req: Request) -> Result<(Faults, Value), Response> {
+async fn intake(mock: &Mock, req: Request, protocol: Protocol) -> Result<(Faults, Value), Response> {
     let n = mock.stats.requests.fetch_add(1, Ordering::Relaxed);
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024).await.unwrap_or_default();
@@ -105,6 +107,7 @@ async fn intake(mock: &Mock, req: Request) -> Result<(Faults, Value), Response> 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::to_string);
     if let (Some(key), Ok(mut keys)) = (&bearer, mock.stats.keys.lock()) {
         *keys.entry(key.clone()).or_insert(0) += 1;
@@ -122,17 +125,21 @@ async fn intake(mock: &Mock, req: Request) -> Result<(Faults, Value), Response> 
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let refuse = |status, retry_after, code| match protocol {
+        Protocol::Anthropic => anthropic_error(status, retry_after),
+        _ => error_response(status, retry_after, code),
+    };
     if faults.deny_key.is_some() && bearer == faults.deny_key {
-        return Err(error_response(401, None, Some("invalid_api_key")));
+        return Err(refuse(401, None, Some("invalid_api_key")));
     }
     let rate_fault = every(n, faults.error_rate);
     let status = faults.status.filter(|_| faults.fail_first.is_none_or(|first| n < first));
     if let Some(status) = status.or(rate_fault.then_some(500)) {
-        return Err(error_response(status, faults.retry_after, faults.error_code.as_deref()));
+        return Err(refuse(status, faults.retry_after, faults.error_code.as_deref()));
     }
     match value {
         Some(v) => Ok((faults, v)),
-        None => Err(error_response(400, None, None)),
+        None => Err(refuse(400, None, None)),
     }
 }
 
@@ -171,12 +178,28 @@ fn error_response(status: u16, retry_after: Option<u64>, code: Option<&str>) -> 
     resp
 }
 
+/// A fault in Anthropic's shape, with the type Anthropic gives each status.
+fn anthropic_error(status: u16, retry_after: Option<u64>) -> Response {
+    let e = switchyard_types::GatewayError::upstream(status, format!("mock fault: status {status}"));
+    let mut resp = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(anthropic::encode_error(&e)),
+    )
+        .into_response();
+    if let Some(secs) = retry_after
+        && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 async fn chat(State(mock): State<Mock>, req: Request) -> Response {
-    let (faults, body) = match intake(&mock, req).await {
+    let (faults, body) = match intake(&mock, req, Protocol::OpenAi).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -276,6 +299,47 @@ fn stream_frames(id: &str, model: &str, plan: &Answer, faults: &Faults, include_
     out
 }
 
+/// `POST /v1/messages`: the same answers in Anthropic's protocol.
+async fn messages(State(mock): State<Mock>, req: Request) -> Response {
+    let (faults, body) = match intake(&mock, req, Protocol::Anthropic).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let ir = match body.as_object().map(|b| anthropic::decode_messages_request(b, true)) {
+        Some(Ok(ir)) => ir,
+        Some(Err(e)) => return (StatusCode::BAD_REQUEST, axum::Json(anthropic::encode_error(&e))).into_response(),
+        None => return anthropic_error(400, None),
+    };
+    let plan = answer::plan(&ir, faults.words);
+    let id = format!("msg_mock{:012x}", answer::fnv(body.to_string().as_bytes()) & 0xffff_ffff_ffff);
+    if faults.malformed.as_deref() == Some("json") && !ir.stream {
+        return ([(header::CONTENT_TYPE, "application/json")], "{\"id\": \"broken").into_response();
+    }
+    let events = answer::events(&id, &ir.model, &plan, faults.chunks);
+    if !ir.stream {
+        let mut whole = switchyard_types::StreamAssembler::default();
+        events.iter().for_each(|e| whole.push(e));
+        return axum::Json(anthropic::encode_messages_response(&whole.finish())).into_response();
+    }
+    let mut enc = anthropic::EventEncoder::new(&ir.model);
+    let mut named: Vec<anthropic::Frame> = events.iter().flat_map(|e| enc.encode(e)).collect();
+    named.extend(enc.finish(None));
+    let mut frames: Vec<Bytes> = named.iter().map(|(name, data)| sse::encode(Some(name), &data.to_string())).collect();
+    if faults.malformed.as_deref() == Some("sse") {
+        frames.insert(
+            3.min(frames.len()),
+            Bytes::from_static(b"event: content_block_delta\ndata: {\"type\": broken\n\n"),
+        );
+    }
+    mock.stats.streams_started.fetch_add(1, Ordering::Relaxed);
+    let body = paced_body(frames, &faults, mock.stats.clone());
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
 /// Splits text into at most `n` non-empty pieces on character boundaries.
 fn split_in(text: &str, n: usize) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
@@ -322,7 +386,7 @@ fn paced_body(frames: Vec<Bytes>, faults: &Faults, stats: Arc<MockStats>) -> Bod
 }
 
 async fn embeddings(State(mock): State<Mock>, req: Request) -> Response {
-    let (faults, body) = match intake(&mock, req).await {
+    let (faults, body) = match intake(&mock, req, Protocol::OpenAi).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
