@@ -1,6 +1,7 @@
 //! Provider kinds (endpoints, auth, per-provider quirks), the pooled upstream client, and the
 //! built-in mock provider.
 
+pub mod aws;
 mod call;
 mod client;
 pub mod mock;
