@@ -2,3 +2,4 @@
 //! codec its streaming answers are framed in, and SigV4 request signing.
 
 pub mod eventstream;
+pub mod sigv4;
