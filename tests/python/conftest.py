@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import anthropic
 import openai
 import pytest
 
@@ -118,11 +119,15 @@ storage: "sqlite://{db_path}"
 logging: {{ capture: full }}
 providers:
   up: {{ type: openai-compatible, base_url: "{mock_url}/v1" }}
+  # The mock speaks Anthropic's Messages API too.
+  claude: {{ type: anthropic, api_key: sk-ant-mock-key, base_url: "{mock_url}/v1" }}
 models:
   - name: chat
     targets: [{{ provider: up, model: mock-large, price: {{ input_per_mtok: 2, output_per_mtok: 8 }} }}]
   - name: embed
     targets: [{{ provider: up, model: mock-embed }}]
+  - name: claude-chat
+    targets: [{{ provider: claude, model: mock-claude, price: {{ input_per_mtok: 3, output_per_mtok: 15 }} }}]
   # Fault tests get models of their own: a 429 holds its target back for the retry-after and
   # repeated 5xx open its breaker, which must not leak into other tests.
   - name: fault-429
@@ -210,3 +215,11 @@ def mock_stats(mock_url: str) -> Callable[[], dict[str, Any]]:
 
     return read
 
+
+
+@pytest.fixture(scope="session")
+def claude(gateway_url: str) -> Iterator[anthropic.Anthropic]:
+    """The gateway through the official Anthropic SDK, with the master key."""
+    c = anthropic.Anthropic(base_url=gateway_url, api_key=MASTER_KEY, max_retries=0, timeout=15.0)
+    yield c
+    c.close()

@@ -107,6 +107,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(surfaces::openai::chat_completions))
         .route("/v1/embeddings", post(surfaces::openai::embeddings))
+        .route("/v1/messages", post(surfaces::anthropic::messages))
+        .route("/v1/messages/count_tokens", post(surfaces::anthropic::count_tokens))
         .route("/v1/models", get(surfaces::openai::models))
         .route("/health/live", get(surfaces::ops::live))
         .route("/health/ready", get(surfaces::ops::ready))

@@ -263,7 +263,7 @@ async fn stopping_postgres_mid_load_loses_no_spend() {
     let port = tcp_proxy(5432, reachable.clone()).await;
     let via_proxy = schema.url().replace("127.0.0.1:5432", &format!("127.0.0.1:{port}"));
     let top = format!("storage: \"{via_proxy}\"\n");
-    let keys = "keys:\n  - { name: load, key: sk-load-outage, budget: { usd: 100, period: monthly } }\n";
+    let keys = "keys:\n  - { name: load, key: sk-load-outage, budget: { usd: 1000000, period: monthly } }\n";
     let (gw, _) = gateway(&config(&up, &top, keys));
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..8)

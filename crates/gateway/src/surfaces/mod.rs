@@ -1,6 +1,7 @@
 //! The client-facing endpoints, one module per protocol, and what they share.
 
 pub mod admin;
+pub mod anthropic;
 pub mod keys;
 pub mod logs;
 mod meta;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
 use switchyard_policy::{BudgetHold, BudgetRefusal, Limits, Principal, Scope, authorize_model, nanos};
-use switchyard_protocols::{openai, sse};
+use switchyard_protocols::{anthropic, openai, sse};
 use switchyard_providers::{ChatOutcome, EventStream, StreamItem};
 use switchyard_router::{
     Attempt, Caller, Demand, Execution, InFlight, ModelRoute, Plan, Price, RequestView, Target, apply_rules, execute,
@@ -209,20 +209,20 @@ fn limit_scopes(rt: &Runtime, p: &Principal, model: &str, user: Option<&str>) ->
 /// Admission with its observation: the request's `Observed` and what passed, or the error
 /// response (already counted and logged).
 async fn admit_observed<R: Routable>(
+    (surface, operation): (Protocol, &'static str),
     state: &AppState,
     rt: &Runtime,
     id: &RequestId,
-    operation: &'static str,
     headers: &HeaderMap,
     body: Body,
     decode: fn(&JsonMap) -> Result<R, GatewayError>,
 ) -> Result<(Observed, Admitted<R>), Response> {
-    let mut observed = Observed::start(state, rt, &id.0, "openai", operation, headers);
+    let mut observed = Observed::start(state, rt, &id.0, surface.as_str(), operation, headers);
     match admit(state, rt, &mut observed, headers, body, decode).await {
         Ok(admitted) => Ok((observed, admitted)),
         Err(e) => {
             observed.finish_err(&e);
-            Err(SurfaceError::openai(e).into_response())
+            Err(SurfaceError::new(surface, e).into_response())
         }
     }
 }
@@ -247,7 +247,7 @@ async fn chat_attempt(
     attempt: Attempt,
 ) -> Result<ChatOutcome, GatewayError> {
     let provider = &attempt.target.provider;
-    let passthrough = raw.filter(|_| provider.protocol() == Protocol::OpenAi);
+    let passthrough = raw.filter(|_| Some(provider.protocol()) == req.extra.protocol);
     let outcome = switchyard_providers::chat(
         &state.client,
         provider,
@@ -321,24 +321,42 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    chat(Protocol::OpenAi, state, id, headers, body, openai::decode_chat_request).await
+}
+
+/// A chat call from a client of `surface`'s protocol, whatever protocol answers it: admission,
+/// routing, and the answer or stream in the client's protocol (the provider's own bytes when
+/// both speak the same one).
+pub(super) async fn chat(
+    surface: Protocol,
+    state: AppState,
+    id: RequestId,
+    headers: HeaderMap,
+    body: Body,
+    decode: fn(&JsonMap) -> Result<ChatRequest, GatewayError>,
+) -> Response {
     let rt = state.runtime.load_full();
     let (observed, Admitted { raw, req, plan }) =
-        match admit_observed(&state, &rt, &id, "chat", &headers, body, openai::decode_chat_request).await {
+        match admit_observed((surface, "chat"), &state, &rt, &id, &headers, body, decode).await {
             Ok(v) => v,
             Err(resp) => return resp,
         };
     let routing = Instant::now();
     let exec = execute(&plan, |a| chat_attempt(&state, &req, Some(&raw), a)).await;
     let Routed { observed, value: outcome, route, target, headers: mut routed } =
-        match routed(observed, exec, routing.elapsed()) {
+        match routed(surface, observed, exec, routing.elapsed()) {
             Ok(v) => v,
             Err(resp) => return *resp,
         };
-    let passthrough = target.provider.protocol() == Protocol::OpenAi;
+    let passthrough = target.provider.protocol() == surface;
     let capture = observed.captures_bodies();
     let resp = match outcome {
         ChatOutcome::Complete { response, body } => {
-            let mut body = if passthrough { body } else { openai::encode_chat_response(&response) };
+            let mut body = match (passthrough, surface) {
+                (true, _) => body,
+                (false, Protocol::Anthropic) => anthropic::encode_messages_response(&response),
+                (false, _) => openai::encode_chat_response(&response),
+            };
             let cost = target.price.zip(response.usage).map(|(p, u)| p.cost(&u).total);
             if let Some(usd) = cost {
                 add_cost(&mut body, usd);
@@ -349,13 +367,14 @@ pub async fn chat_completions(
             resp
         }
         ChatOutcome::Stream(events) => {
-            let relay = Relay::new(passthrough, req.stream_usage, capture, target.price);
-            let recovery = (route.recover_streams && continuable(&req)).then(|| Recovery {
-                state: state.clone(),
-                req,
-                plan,
-                used: false,
-            });
+            let wire = match surface {
+                Protocol::Anthropic => ClientWire::anthropic(&req.model),
+                _ => ClientWire::openai(req.stream_usage),
+            };
+            let relay = Relay::new(wire, passthrough, capture, target.price);
+            // Continuing a broken stream is done for OpenAI clients only so far.
+            let recover = surface == Protocol::OpenAi && route.recover_streams && continuable(&req);
+            let recovery = recover.then(|| Recovery { state: state.clone(), req, plan, used: false });
             let mut resp = Response::new(sse_body(events, target, relay, recovery, observed));
             let h = resp.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -380,7 +399,12 @@ struct Routed<T> {
 /// Records the execution in the request's observation and splits it: what answered, or the
 /// error response (counted and logged) with the routing headers, so a client sees what was
 /// tried.
-fn routed<T>(mut observed: Observed, exec: Execution<T>, routing: Duration) -> Result<Routed<T>, Box<Response>> {
+fn routed<T>(
+    surface: Protocol,
+    mut observed: Observed,
+    exec: Execution<T>,
+    routing: Duration,
+) -> Result<Routed<T>, Box<Response>> {
     observed.routed(&exec, routing);
     let mut headers = routing_headers(&exec);
     headers.extend(observed.quota_headers());
@@ -390,7 +414,7 @@ fn routed<T>(mut observed: Observed, exec: Execution<T>, routing: Duration) -> R
         (Ok(_), None) => GatewayError::upstream(502, "The router returned an answer without its target."),
     };
     observed.finish_err(&error);
-    Err(Box::new(with_headers(SurfaceError::openai(error).into_response(), headers)))
+    Err(Box::new(with_headers(SurfaceError::new(surface, error).into_response(), headers)))
 }
 
 fn with_headers(mut resp: Response, headers: HeaderMap) -> Response {
@@ -474,10 +498,8 @@ fn sse_body(
             }
             match p.current.next().await {
                 None => {
-                    if !p.relay.ended {
-                        p.relay.ended = true;
-                        p.pending.push_back(sse::encode(None, "[DONE]"));
-                    }
+                    let closing = p.relay.close();
+                    p.pending.extend(closing);
                     p.done = true;
                 }
                 Some(item) => {
@@ -544,15 +566,37 @@ async fn continue_stream(
     }
 }
 
+/// The client's stream protocol, and what writing it needs.
+enum ClientWire {
+    OpenAi {
+        encoder: openai::ChunkEncoder,
+        include_usage: bool,
+        role_sent: bool,
+    },
+    Anthropic {
+        encoder: anthropic::EventEncoder,
+        /// The stop sequence that ended a passthrough answer, for the closing events.
+        stop_sequence: Option<String>,
+    },
+}
+
+impl ClientWire {
+    fn openai(include_usage: bool) -> ClientWire {
+        ClientWire::OpenAi { encoder: openai::ChunkEncoder::new(include_usage), include_usage, role_sent: false }
+    }
+
+    fn anthropic(model: &str) -> ClientWire {
+        ClientWire::Anthropic { encoder: anthropic::EventEncoder::new(model), stop_sequence: None }
+    }
+}
+
 /// Turns upstream stream items into the client's SSE frames.
 struct Relay {
-    encoder: openai::ChunkEncoder,
-    /// The upstream speaks OpenAI too: forward its frames unchanged.
+    wire: ClientWire,
+    /// The upstream speaks the client's protocol: forward its frames unchanged.
     passthrough: bool,
-    include_usage: bool,
-    /// `[DONE]` or an error was sent; nothing follows.
+    /// The end (`[DONE]`, `message_stop`) or an error was sent; nothing follows.
     ended: bool,
-    role_sent: bool,
     /// The text the client has received, for a continuation.
     text_sent: String,
     /// Tool calls or several choices cannot be continued soundly.
@@ -571,18 +615,16 @@ struct Relay {
 }
 
 impl Relay {
-    fn new(passthrough: bool, include_usage: bool, capture: bool, price: Option<Price>) -> Relay {
+    fn new(wire: ClientWire, passthrough: bool, capture: bool, price: Option<Price>) -> Relay {
         Relay {
+            wire,
             price,
             finish_reasons: Vec::new(),
             response_model: None,
             bytes_sent: 0,
             transcript: capture.then(StreamAssembler::default),
-            encoder: openai::ChunkEncoder::new(include_usage),
             passthrough,
-            include_usage,
             ended: false,
-            role_sent: false,
             text_sent: String::new(),
             continuable: true,
             usage: None,
@@ -596,12 +638,42 @@ impl Relay {
 
     /// What the client got, for the record.
     fn answer(&mut self) -> Answer {
+        let whole = self.transcript.take().map(StreamAssembler::finish);
+        let body = whole.map(|r| match self.wire {
+            ClientWire::Anthropic { .. } => anthropic::encode_messages_response(&r).to_string(),
+            ClientWire::OpenAi { .. } => openai::encode_chat_response(&r).to_string(),
+        });
         Answer {
             finish_reasons: std::mem::take(&mut self.finish_reasons),
             response_model: self.response_model.take(),
             bytes: self.bytes_sent,
-            body: self.transcript.take().map(|t| openai::encode_chat_response(&t.finish()).to_string()),
+            body,
         }
+    }
+
+    /// The frames that end a stream the upstream ended cleanly: `[DONE]`, or Anthropic's
+    /// closing block, stop reason and `message_stop` (unless the upstream sent them itself).
+    fn close(&mut self) -> Vec<Bytes> {
+        if self.ended {
+            return Vec::new();
+        }
+        self.ended = true;
+        let out: Vec<Bytes> = match &mut self.wire {
+            ClientWire::OpenAi { .. } => vec![sse::encode(None, "[DONE]")],
+            ClientWire::Anthropic { encoder, stop_sequence } => {
+                let mut frames = encoder.finish(stop_sequence.as_deref());
+                if let (Some(price), Some(u)) = (self.price, self.usage) {
+                    for (name, data) in &mut frames {
+                        if *name == "message_delta" {
+                            add_cost(data, price.cost(&u).total);
+                        }
+                    }
+                }
+                frames.iter().map(|(name, data)| sse::encode(Some(name), &data.to_string())).collect()
+            }
+        };
+        self.bytes_sent += out.iter().map(|f| f.len() as u64).sum::<u64>();
+        out
     }
 
     fn frames(&mut self, item: StreamItem) -> Vec<Bytes> {
@@ -637,35 +709,65 @@ impl Relay {
                 _ => {}
             }
         }
-        match item.raw {
-            Some(raw) if self.passthrough => {
+        let price = self.price;
+        match (&mut self.wire, item.raw) {
+            (ClientWire::OpenAi { encoder, include_usage, role_sent }, Some(raw)) if self.passthrough => {
                 // The encoder learns the answer's id from the upstream's first chunk, so that a
                 // continuation (re-encoded) keeps it.
                 for ev in item.events.iter().filter(|e| matches!(e, StreamEvent::Start { .. })) {
-                    self.encoder.encode(ev);
+                    encoder.encode(ev);
                 }
-                self.role_sent |= item.events.iter().any(|e| matches!(e, StreamEvent::Role { .. }));
+                *role_sent |= item.events.iter().any(|e| matches!(e, StreamEvent::Role { .. }));
                 if raw.trim() == "[DONE]" {
                     self.ended = true;
                     out.push(sse::encode(None, "[DONE]"));
-                } else if self.include_usage || !is_usage_only(&item.events) {
-                    let priced = self.priced_usage(&item.events).and_then(|cost| with_cost(&raw, cost));
+                } else if *include_usage || !is_usage_only(&item.events) {
+                    let priced = priced_usage(price, &item.events).and_then(|cost| with_cost(&raw, cost));
                     out.push(sse::encode(None, priced.as_deref().unwrap_or(&raw)));
                 }
             }
-            _ => {
+            (ClientWire::Anthropic { stop_sequence, .. }, Some(raw)) if self.passthrough => {
+                // Anthropic names each event by its data's `type`.
+                let mut data: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+                let name = data.get("type").and_then(Value::as_str).unwrap_or("message").to_string();
+                if let Some(s) = data.pointer("/delta/stop_sequence").and_then(Value::as_str) {
+                    *stop_sequence = Some(s.to_string());
+                }
+                let cost = priced_usage(price, &item.events).or_else(|| {
+                    // The final usage arrives with `message_delta`; price what is known by then.
+                    (name == "message_delta").then(|| price.zip(self.usage).map(|(p, u)| p.cost(&u).total)).flatten()
+                });
+                match cost {
+                    Some(usd) if name == "message_delta" => {
+                        add_cost(&mut data, usd);
+                        out.push(sse::encode(Some(&name), &data.to_string()));
+                    }
+                    _ => out.push(sse::encode(Some(&name), &raw)),
+                }
+                if name == "message_stop" || name == "error" {
+                    self.ended = true;
+                }
+            }
+            (ClientWire::OpenAi { encoder, role_sent, .. }, _) => {
                 for ev in &item.events {
                     if matches!(ev, StreamEvent::Role { .. }) {
-                        if self.role_sent {
+                        if *role_sent {
                             continue;
                         }
-                        self.role_sent = true;
+                        *role_sent = true;
                     }
-                    if let Some(mut chunk) = self.encoder.encode(ev) {
-                        if let (StreamEvent::Usage(u), Some(price)) = (ev, self.price) {
+                    if let Some(mut chunk) = encoder.encode(ev) {
+                        if let (StreamEvent::Usage(u), Some(price)) = (ev, price) {
                             add_cost(&mut chunk, price.cost(u).total);
                         }
                         out.push(sse::encode(None, &chunk.to_string()));
+                    }
+                }
+            }
+            (ClientWire::Anthropic { encoder, .. }, _) => {
+                for ev in &item.events {
+                    for (name, data) in encoder.encode(ev) {
+                        out.push(sse::encode(Some(name), &data.to_string()));
                     }
                 }
             }
@@ -675,15 +777,13 @@ impl Relay {
     }
 }
 
-impl Relay {
-    /// The cost of the usage in these events, when the target is priced.
-    fn priced_usage(&self, events: &[StreamEvent]) -> Option<f64> {
-        let price = self.price?;
-        events.iter().find_map(|e| match e {
-            StreamEvent::Usage(u) => Some(price.cost(u).total),
-            _ => None,
-        })
-    }
+/// The cost of the usage in these events, when the target is priced.
+fn priced_usage(price: Option<Price>, events: &[StreamEvent]) -> Option<f64> {
+    let price = price?;
+    events.iter().find_map(|e| match e {
+        StreamEvent::Usage(u) => Some(price.cost(u).total),
+        _ => None,
+    })
 }
 
 /// The answer's cost in dollars as `usage.cost` (OpenRouter's field; SDKs keep unknown fields).
@@ -720,11 +820,20 @@ pub async fn embeddings(
     body: Body,
 ) -> Response {
     let rt = state.runtime.load_full();
-    let (observed, Admitted { raw, req, plan }) =
-        match admit_observed(&state, &rt, &id, "embeddings", &headers, body, openai::decode_embedding_request).await {
-            Ok(v) => v,
-            Err(resp) => return resp,
-        };
+    let (observed, Admitted { raw, req, plan }) = match admit_observed(
+        (Protocol::OpenAi, "embeddings"),
+        &state,
+        &rt,
+        &id,
+        &headers,
+        body,
+        openai::decode_embedding_request,
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
     let client = &state.client;
     let routing = Instant::now();
     let exec = execute(&plan, |a: Attempt| {
@@ -738,7 +847,7 @@ pub async fn embeddings(
     })
     .await;
     let Routed { observed, value: (response, body), target, headers: mut routed, .. } =
-        match routed(observed, exec, routing.elapsed()) {
+        match routed(Protocol::OpenAi, observed, exec, routing.elapsed()) {
             Ok(v) => v,
             Err(resp) => return *resp,
         };
@@ -782,18 +891,18 @@ mod tests {
 
     #[test]
     fn only_unfinished_free_text_is_continuable() {
-        let mut relay = Relay::new(false, false, false, None);
+        let mut relay = Relay::new(ClientWire::openai(false), false, false, None);
         relay.frames(item(vec![StreamEvent::Text { choice: 0, text: "Hello".into() }]));
         assert!(relay.continuable());
         assert_eq!(relay.text_sent, "Hello");
         relay.frames(item(vec![StreamEvent::Finish { choice: 0, reason: FinishReason::Stop }]));
         assert!(!relay.continuable(), "a finished answer is not continued");
 
-        let mut relay = Relay::new(false, false, false, None);
+        let mut relay = Relay::new(ClientWire::openai(false), false, false, None);
         relay.frames(item(vec![StreamEvent::Reasoning { choice: 0, text: "hmm".into(), signature: None }]));
         assert!(!relay.continuable(), "reasoning would be sent again");
 
-        let mut relay = Relay::new(false, false, false, None);
+        let mut relay = Relay::new(ClientWire::openai(false), false, false, None);
         relay.frames(item(vec![StreamEvent::ToolCall {
             choice: 0,
             index: 0,
@@ -806,7 +915,7 @@ mod tests {
 
     #[test]
     fn usage_and_errors_are_kept_for_metrics() {
-        let mut relay = Relay::new(false, true, false, None);
+        let mut relay = Relay::new(ClientWire::openai(true), false, false, None);
         relay.frames(item(vec![StreamEvent::Usage(Usage { input_tokens: 3, output_tokens: 4, ..Default::default() })]));
         assert_eq!(relay.usage.map(|u| u.total_tokens()), Some(7));
         let frames = relay.frames(item(vec![StreamEvent::Error(GatewayError::upstream(502, "boom"))]));
