@@ -148,3 +148,56 @@ def test_count_tokens(claude: anthropic.Anthropic) -> None:
     short = claude.messages.count_tokens(model="chat", messages=[{"role": "user", "content": "hi"}])
     long = claude.messages.count_tokens(model="chat", messages=[{"role": "user", "content": "hi " * 400}])
     assert 0 < short.input_tokens < long.input_tokens
+
+
+@pytest.fixture(scope="session")
+def claude_direct(mock_url: str):
+    """The mock's own Anthropic endpoint, bypassing the gateway: the reference answers."""
+    c = anthropic.Anthropic(base_url=mock_url, api_key="sk-ant-mock", max_retries=0, timeout=15.0)
+    yield c
+    c.close()
+
+
+THINK = {"type": "enabled", "budget_tokens": 1024}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_thinking_signatures_come_back_byte_exact(claude: anthropic.Anthropic, claude_direct, stream: bool) -> None:
+    messages = [{"role": "user", "content": "ponder this"}]
+    ref = claude_direct.messages.create(model="mock-claude", max_tokens=2000, thinking=THINK, messages=messages)
+    if stream:
+        with claude.messages.stream(model="claude-chat", max_tokens=2000, thinking=THINK, messages=messages) as s:
+            msg = s.get_final_message()
+    else:
+        msg = claude.messages.create(model="claude-chat", max_tokens=2000, thinking=THINK, messages=messages)
+    assert [b.type for b in msg.content] == ["thinking", "text"]
+    assert msg.content[0].thinking == ref.content[0].thinking
+    assert msg.content[0].signature == ref.content[0].signature and ref.content[0].signature.startswith("mocksig")
+    # The signed turn goes back as it came.
+    follow = messages + [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in msg.content]},
+        {"role": "user", "content": "and then?"},
+    ]
+    claude.messages.create(model="claude-chat", max_tokens=2000, thinking=THINK, messages=follow)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_thinking_from_an_openai_upstream(claude: anthropic.Anthropic, client: openai.OpenAI, stream: bool) -> None:
+    messages = [{"role": "user", "content": "ponder this"}]
+    if stream:
+        with claude.messages.stream(model="chat", max_tokens=2000, thinking=THINK, messages=messages) as s:
+            msg = s.get_final_message()
+    else:
+        msg = claude.messages.create(model="chat", max_tokens=2000, thinking=THINK, messages=messages)
+    ref = client.chat.completions.create(model="chat", messages=messages, reasoning_effort="low")
+    assert [b.type for b in msg.content] == ["thinking", "text"]
+    # OpenAI-protocol reasoning text arrives; it has no signature to carry (a documented loss).
+    assert msg.content[0].thinking == ref.choices[0].message.model_extra["reasoning_content"]
+    assert msg.content[1].text == ref.choices[0].message.content
+
+
+def test_openai_reasoning_through_an_anthropic_upstream(client: openai.OpenAI) -> None:
+    resp = client.chat.completions.create(
+        model="claude-chat", messages=[{"role": "user", "content": "ponder this"}], reasoning_effort="low"
+    )
+    assert resp.choices[0].message.model_extra.get("reasoning_content", "").startswith("The user wrote")

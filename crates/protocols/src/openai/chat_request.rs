@@ -451,7 +451,16 @@ pub fn encode_chat_request(req: &ChatRequest, model: &str) -> JsonMap {
     insert_opt(&mut body, "n", s.n);
     insert_opt(&mut body, "logprobs", s.logprobs);
     insert_opt(&mut body, "top_logprobs", s.top_logprobs);
-    if let Some(effort) = req.reasoning.as_ref().and_then(|r| r.effort.clone()) {
+    if let Some(r) = &req.reasoning {
+        // A thinking budget (Anthropic, Gemini) becomes the nearest effort; reasoning asked for
+        // with neither (Anthropic's adaptive thinking) is the default, medium.
+        let effort = match (&r.effort, r.budget_tokens) {
+            (Some(effort), _) => effort.clone(),
+            (None, Some(budget)) if budget <= 2048 => "low".into(),
+            (None, Some(budget)) if budget <= 8192 => "medium".into(),
+            (None, Some(_)) => "high".into(),
+            (None, None) => "medium".into(),
+        };
         body.insert("reasoning_effort".into(), effort.into());
     }
     if req.stream {

@@ -35,16 +35,36 @@ pub const DEFAULT_WORDS: usize = 12;
 
 /// A planned answer: either text words or tool calls.
 pub struct Answer {
+    /// Reasoning, when the request asked for it, with the signature a provider would attach.
+    pub thinking: Option<Thinking>,
     pub words: Vec<String>,
     pub tool_calls: Vec<PlannedCall>,
     pub finish_reason: &'static str,
     pub usage: Usage,
 }
 
+pub struct Thinking {
+    pub text: String,
+    pub signature: String,
+}
+
 pub struct PlannedCall {
     pub id: String,
     pub name: String,
     pub arguments: String,
+}
+
+/// The mock's reasoning, for a request that asks for reasoning (thinking, an effort): a fixed
+/// sentence naming the prompt's first word, signed with a hash of it, so tests can check that a
+/// signature comes back byte-exact. Its words are not counted in the usage.
+fn thinking(req: &ChatRequest, seed: u64) -> Option<Thinking> {
+    req.reasoning.as_ref()?;
+    let first = req.messages.last().map(|m| m.text()).unwrap_or_default();
+    let first = first.split_whitespace().next().unwrap_or("nothing").to_string();
+    Some(Thinking {
+        text: format!("The user wrote '{first}'; I will answer."),
+        signature: format!("mocksig{seed:016x}=="),
+    })
 }
 
 /// A planned answer as IR stream events, for the protocols whose encoders work from the IR:
@@ -55,6 +75,10 @@ pub fn events(id: &str, model: &str, plan: &Answer, chunks: Option<usize>) -> Ve
         StreamEvent::Start { id: id.to_string(), model: model.to_string(), created: 0 },
         StreamEvent::Role { choice: 0 },
     ];
+    if let Some(t) = &plan.thinking {
+        out.push(StreamEvent::Reasoning { choice: 0, text: t.text.clone(), signature: None });
+        out.push(StreamEvent::Reasoning { choice: 0, text: String::new(), signature: Some(t.signature.clone()) });
+    }
     let groups = chunks.unwrap_or(plan.words.len().max(1)).max(1);
     let per = plan.words.len().div_ceil(groups).max(1);
     for words in plan.words.chunks(per) {
@@ -136,6 +160,7 @@ pub fn plan(req: &ChatRequest, words: Option<usize>) -> Answer {
             .collect();
         let output_tokens = tool_calls.iter().map(|c| 1 + c.arguments.len() as u64 / 4).sum();
         return Answer {
+            thinking: thinking(req, seed),
             words: Vec::new(),
             tool_calls,
             finish_reason: "tool_calls",
@@ -154,6 +179,7 @@ pub fn plan(req: &ChatRequest, words: Option<usize>) -> Answer {
         })
         .collect();
     Answer {
+        thinking: thinking(req, seed),
         words,
         tool_calls: Vec::new(),
         finish_reason: if n < wanted { "length" } else { "stop" },

@@ -234,6 +234,10 @@ fn complete_body(id: &str, model: &str, plan: &Answer) -> Value {
         .collect();
     let content = if calls.is_empty() { Value::String(plan.words.concat()) } else { Value::Null };
     let mut message = json!({"role": "assistant", "content": content, "refusal": null});
+    if let Some(t) = &plan.thinking {
+        // DeepSeek's and vLLM's field for reasoning text; OpenAI's chat format has none.
+        message["reasoning_content"] = t.text.clone().into();
+    }
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
     }
@@ -268,6 +272,9 @@ fn stream_frames(id: &str, model: &str, plan: &Answer, faults: &Faults, include_
                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
     };
     let mut frames = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null)];
+    if let Some(t) = &plan.thinking {
+        frames.push(chunk(json!({"reasoning_content": t.text}), Value::Null));
+    }
     if plan.tool_calls.is_empty() {
         let groups = faults.chunks.unwrap_or(plan.words.len().max(1)).max(1);
         let per = plan.words.len().div_ceil(groups).max(1);
