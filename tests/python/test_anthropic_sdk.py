@@ -145,9 +145,15 @@ def test_errors_arrive_in_anthropic_shape(claude: anthropic.Anthropic, gateway_u
 
 
 def test_count_tokens(claude: anthropic.Anthropic) -> None:
+    # An OpenAI-compatible server's model: the gateway's estimate.
     short = claude.messages.count_tokens(model="chat", messages=[{"role": "user", "content": "hi"}])
     long = claude.messages.count_tokens(model="chat", messages=[{"role": "user", "content": "hi " * 400}])
     assert 0 < short.input_tokens < long.input_tokens
+    # An Anthropic model: its provider counts, exactly as its answers will report.
+    messages = [{"role": "user", "content": "count these five words"}]
+    counted = claude.messages.count_tokens(model="claude-chat", messages=messages)
+    answered = claude.messages.create(model="claude-chat", max_tokens=5, messages=messages)
+    assert counted.input_tokens == answered.usage.input_tokens == 4
 
 
 @pytest.fixture(scope="session")

@@ -155,6 +155,26 @@ pub async fn embeddings(
     Ok((openai::decode_embedding_response(&body), body))
 }
 
+/// Asks an Anthropic provider to count a Messages request's input tokens (its own tokenizer:
+/// exact). `raw` is the client's Anthropic body; its `model` is replaced by the target's.
+pub async fn count_tokens(
+    client: &UpstreamClient,
+    provider: &Provider,
+    model: &str,
+    raw: &JsonMap,
+    timeouts: &Timeouts,
+) -> Result<u64, GatewayError> {
+    let deadline = Instant::now() + timeouts.total;
+    let mut body = raw.clone();
+    body.insert("model".into(), model.into());
+    let resp = post_json(client, provider, "messages/count_tokens", model, &body, timeouts, deadline).await?;
+    let bytes = read_body(&provider.name, resp, deadline).await?;
+    let v = parse_json(&provider.name, &bytes)?;
+    v.get("input_tokens").and_then(Value::as_u64).ok_or_else(|| {
+        GatewayError::upstream(502, format!("provider '{}' answered count_tokens without input_tokens", provider.name))
+    })
+}
+
 /// Sends a JSON body to one of the provider's endpoints with one of its keys, and turns a non-2xx
 /// answer into an upstream error carrying the provider's status, message and `retry-after`.
 async fn post_json(

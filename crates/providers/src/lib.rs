@@ -7,6 +7,8 @@ mod client;
 pub mod mock;
 mod provider;
 
-pub use call::{ChatOutcome, EventStream, StreamItem, UPSTREAM_AUTH_ERROR, UPSTREAM_FORBIDDEN, chat, embeddings};
+pub use call::{
+    ChatOutcome, EventStream, StreamItem, UPSTREAM_AUTH_ERROR, UPSTREAM_FORBIDDEN, chat, count_tokens, embeddings,
+};
 pub use client::{Timeouts, UpstreamClient};
 pub use provider::{HealthCheckSpec, Provider, ProviderSpec, ProviderType};

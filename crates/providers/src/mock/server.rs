@@ -60,6 +60,7 @@ pub fn router(faults: Faults) -> (Router, Arc<MockStats>) {
         .route("/v1/chat/completions", post(chat))
         .route("/openai/deployments/{deployment}/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/embeddings", post(embeddings))
         .route("/openai/deployments/{deployment}/embeddings", post(embeddings))
         .route("/v1/models", get(models))
@@ -345,6 +346,19 @@ async fn messages(State(mock): State<Mock>, req: Request) -> Response {
         .header(header::CACHE_CONTROL, "no-cache")
         .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `POST /v1/messages/count_tokens`: the mock's prompt tokens (its words).
+async fn count_tokens(State(mock): State<Mock>, req: Request) -> Response {
+    let (_, body) = match intake(&mock, req, Protocol::Anthropic).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    match body.as_object().map(|b| anthropic::decode_messages_request(b, false)) {
+        Some(Ok(ir)) => axum::Json(json!({"input_tokens": answer::prompt_tokens(&ir)})).into_response(),
+        Some(Err(e)) => (StatusCode::BAD_REQUEST, axum::Json(anthropic::encode_error(&e))).into_response(),
+        None => anthropic_error(400, None),
+    }
 }
 
 /// Splits text into at most `n` non-empty pieces on character boundaries.
