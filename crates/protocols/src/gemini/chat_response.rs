@@ -6,7 +6,8 @@ use switchyard_types::{
     Message, Protocol, Role, ToolCall,
 };
 
-use super::chat_request::{audio_format, encode_model_turn};
+use super::chat_request::audio_format;
+use super::request_encode::encode_model_turn;
 use super::{
     USAGE_COUNTS, call_id, decode_finish, decode_usage, encode_finish, encode_usage, push_reasoning, rfc3339,
     str_field, unix_seconds,

@@ -19,9 +19,10 @@ mod chat_response;
 mod chat_stream;
 mod embeddings;
 mod error;
+mod request_encode;
 mod schema;
 
-pub use chat_request::{decode_chat_request, encode_chat_request};
+pub use chat_request::decode_chat_request;
 pub use chat_response::{decode_chat_response, encode_chat_response};
 pub use chat_stream::{JsonArrayFramer, StreamDecoder, StreamEncoder};
 pub use embeddings::{
@@ -29,6 +30,7 @@ pub use embeddings::{
     encode_vertex_embedding_request,
 };
 pub use error::{decode_error, encode_error};
+pub use request_encode::encode_chat_request;
 
 use serde_json::{Map, Value};
 use switchyard_types::{FinishReason, GatewayError, JsonMap, Reasoning, Usage};
