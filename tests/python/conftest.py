@@ -121,6 +121,8 @@ providers:
   up: {{ type: openai-compatible, base_url: "{mock_url}/v1" }}
   # The mock speaks Anthropic's Messages API too.
   claude: {{ type: anthropic, api_key: sk-ant-mock-key, base_url: "{mock_url}/v1" }}
+  # And Gemini's generateContent.
+  gem: {{ type: gemini, api_key: gm-mock-key, base_url: "{mock_url}/v1beta" }}
 models:
   - name: chat
     targets: [{{ provider: up, model: mock-large, price: {{ input_per_mtok: 2, output_per_mtok: 8 }} }}]
@@ -128,6 +130,10 @@ models:
     targets: [{{ provider: up, model: mock-embed }}]
   - name: claude-chat
     targets: [{{ provider: claude, model: mock-claude, price: {{ input_per_mtok: 3, output_per_mtok: 15 }} }}]
+  - name: gemini-chat
+    targets: [{{ provider: gem, model: mock-gemini, price: {{ input_per_mtok: 0.3, output_per_mtok: 2.5 }} }}]
+  - name: gemini-embed
+    targets: [{{ provider: gem, model: mock-gemini-embed }}]
   # Fault tests get models of their own: a 429 holds its target back for the retry-after and
   # repeated 5xx open its breaker, which must not leak into other tests.
   - name: fault-429

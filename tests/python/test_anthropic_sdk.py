@@ -36,7 +36,7 @@ def as_openai_tool(t: dict) -> dict:
     return {"type": "function", "function": {"name": t["name"], "description": t["description"], "parameters": t["input_schema"]}}
 
 
-@pytest.mark.parametrize("model", ["chat", "claude-chat"])
+@pytest.mark.parametrize("model", ["chat", "claude-chat", "gemini-chat"])
 def test_messages_answer_like_the_openai_surface(claude: anthropic.Anthropic, client: openai.OpenAI, model: str) -> None:
     prompt = "tell me about gateways"
     msg = claude.messages.create(model=model, max_tokens=20, messages=[{"role": "user", "content": prompt}])
@@ -49,7 +49,7 @@ def test_messages_answer_like_the_openai_surface(claude: anthropic.Anthropic, cl
     assert msg.usage.output_tokens == ref.usage.completion_tokens
 
 
-@pytest.mark.parametrize("model", ["chat", "claude-chat"])
+@pytest.mark.parametrize("model", ["chat", "claude-chat", "gemini-chat"])
 def test_streamed_messages_reassemble_to_the_whole_answer(claude: anthropic.Anthropic, model: str) -> None:
     messages = [{"role": "user", "content": "stream a few words please"}]
     whole = claude.messages.create(model=model, max_tokens=12, messages=messages)
@@ -63,7 +63,7 @@ def test_streamed_messages_reassemble_to_the_whole_answer(claude: anthropic.Anth
     assert final.usage.input_tokens == whole.usage.input_tokens
 
 
-@pytest.mark.parametrize("model", ["chat", "claude-chat"])
+@pytest.mark.parametrize("model", ["chat", "claude-chat", "gemini-chat"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_parallel_tool_use_crosses_protocols_exactly(
     claude: anthropic.Anthropic, client: openai.OpenAI, model: str, stream: bool
@@ -78,6 +78,10 @@ def test_parallel_tool_use_crosses_protocols_exactly(
     else:
         msg = claude.messages.create(model=model, max_tokens=100, messages=messages, tools=[WEATHER, TIME])
     got = [(b.id, b.name, b.input) for b in msg.content if b.type == "tool_use"]
+    if model == "gemini-chat":
+        # Gemini gives calls no ids: the gateway names them, one per call.
+        assert len({i for i, _, _ in got}) == len(got) and all(got_id for got_id, _, _ in got)
+        got = [(w[0], n, a) for w, (_, n, a) in zip(want, got)]
     assert got == want
     assert msg.stop_reason == "tool_use"
     # The tool results go back, and the conversation goes on.
@@ -89,8 +93,9 @@ def test_parallel_tool_use_crosses_protocols_exactly(
     assert after.content[0].type == "text" and after.content[0].text
 
 
+@pytest.mark.parametrize("model", ["claude-chat", "gemini-chat"])
 @pytest.mark.parametrize("stream", [False, True])
-def test_openai_sdk_through_an_anthropic_upstream(client: openai.OpenAI, stream: bool) -> None:
+def test_openai_sdk_through_an_anthropic_or_gemini_upstream(client: openai.OpenAI, model: str, stream: bool) -> None:
     messages = [{"role": "user", "content": "weather and time in Rome"}]
     tools = [as_openai_tool(WEATHER), as_openai_tool(TIME)]
     ref = client.chat.completions.create(model="chat", messages=messages, tools=tools)
@@ -100,7 +105,7 @@ def test_openai_sdk_through_an_anthropic_upstream(client: openai.OpenAI, stream:
         usage = None
         finish = None
         for chunk in client.chat.completions.create(
-            model="claude-chat", messages=messages, tools=tools, stream=True, stream_options={"include_usage": True}
+            model=model, messages=messages, tools=tools, stream=True, stream_options={"include_usage": True}
         ):
             if chunk.usage:
                 usage = chunk.usage
@@ -115,11 +120,16 @@ def test_openai_sdk_through_an_anthropic_upstream(client: openai.OpenAI, stream:
         assert usage is not None and usage.prompt_tokens == ref.usage.prompt_tokens
         assert finish == "tool_calls"
     else:
-        resp = client.chat.completions.create(model="claude-chat", messages=messages, tools=tools)
+        resp = client.chat.completions.create(model=model, messages=messages, tools=tools)
         got = [(c.id, c.function.name, c.function.arguments) for c in resp.choices[0].message.tool_calls]
         assert resp.choices[0].finish_reason == "tool_calls"
         assert resp.usage.prompt_tokens == ref.usage.prompt_tokens
-    # Anthropic carries arguments as an object: the JSON text may be re-serialised, the value not.
+    if model == "gemini-chat":
+        # Gemini gives calls no ids: the gateway names them, one per call.
+        assert len({i for i, _, _ in got}) == len(got) and all(i for i, _, _ in got)
+        got = [(w[0], n, a) for w, (_, n, a) in zip(want, got)]
+    # Anthropic and Gemini carry arguments as objects: the JSON text may be re-serialised, the
+    # value not.
     assert [(i, n, json.loads(a)) for i, n, a in got] == [(i, n, json.loads(a)) for i, n, a in want]
 
 
@@ -207,3 +217,10 @@ def test_openai_reasoning_through_an_anthropic_upstream(client: openai.OpenAI) -
         model="claude-chat", messages=[{"role": "user", "content": "ponder this"}], reasoning_effort="low"
     )
     assert resp.choices[0].message.model_extra.get("reasoning_content", "").startswith("The user wrote")
+
+
+def test_gemini_embeddings_through_the_openai_sdk(client: openai.OpenAI) -> None:
+    resp = client.embeddings.create(model="gemini-embed", input=["one", "two words"], dimensions=16)
+    assert [d.index for d in resp.data] == [0, 1]
+    assert all(len(d.embedding) == 16 for d in resp.data)
+    assert resp.data[0].embedding != resp.data[1].embedding

@@ -15,7 +15,8 @@ fn harmless(from: Protocol) -> &'static [&'static str] {
     match from {
         Protocol::OpenAi => &["store", "service_tier", "prompt_cache_key", "safety_identifier", "prediction"],
         Protocol::Anthropic => &["service_tier", anthropic::THINKING_EXTRA],
-        _ => &[],
+        Protocol::Gemini => gemini::HARMLESS,
+        Protocol::Bedrock => &[],
     }
 }
 

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
-use switchyard_protocols::{anthropic, openai, sse};
+use switchyard_protocols::{anthropic, gemini, openai, sse};
 use switchyard_types::{
     ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, GatewayError, JsonMap, Protocol,
     StreamEvent,
@@ -60,6 +60,7 @@ pub async fn chat(
             body
         }
         (None, Protocol::Anthropic) => anthropic::encode_messages_request(req, model)?,
+        (None, Protocol::Gemini) => gemini::encode_chat_request(req)?,
         (None, _) => openai::encode_chat_request(req, model),
     };
     if req.stream && protocol == Protocol::OpenAi {
@@ -70,13 +71,24 @@ pub async fn chat(
             o.insert("include_usage".into(), true.into());
         }
     }
-    let endpoint = if protocol == Protocol::Anthropic { "messages" } else { "chat/completions" };
-    let resp = post_json(client, provider, endpoint, model, &body, timeouts, deadline).await?;
+    let endpoint = match (protocol, req.stream) {
+        (Protocol::Anthropic, _) => "messages".to_string(),
+        // Gemini names the model and the streaming in the path; the body has neither.
+        (Protocol::Gemini, false) => format!("models/{model}:generateContent"),
+        (Protocol::Gemini, true) => format!("models/{model}:streamGenerateContent?alt=sse"),
+        _ => "chat/completions".to_string(),
+    };
+    if protocol == Protocol::Gemini {
+        body.remove("model");
+        body.remove("stream");
+    }
+    let resp = post_json(client, provider, &endpoint, model, &body, timeouts, deadline).await?;
     if !req.stream {
         let bytes = read_body(&provider.name, resp, deadline).await?;
         let body = parse_json(&provider.name, &bytes)?;
         let response = match protocol {
             Protocol::Anthropic => anthropic::decode_messages_response(&body),
+            Protocol::Gemini => gemini::decode_chat_response(&body),
             _ => openai::decode_chat_response(&body),
         };
         return Ok(ChatOutcome::Complete { response: Box::new(response), body });
@@ -133,6 +145,18 @@ pub async fn embeddings(
     timeouts: &Timeouts,
 ) -> Result<(EmbeddingResponse, Value), GatewayError> {
     let deadline = Instant::now() + timeouts.total;
+    if provider.protocol() == Protocol::Gemini {
+        let body = gemini::encode_embedding_request(req, model)?;
+        let endpoint = format!("models/{model}:batchEmbedContents");
+        let resp = post_json(client, provider, &endpoint, model, &body, timeouts, deadline).await?;
+        let bytes = read_body(&provider.name, resp, deadline).await?;
+        let body = parse_json(&provider.name, &bytes)?;
+        let mut decoded = gemini::decode_embedding_response(&body);
+        if decoded.model.is_empty() {
+            decoded.model = model.to_string();
+        }
+        return Ok((decoded, body));
+    }
     if provider.protocol() != Protocol::OpenAi {
         return Err(GatewayError::invalid(format!(
             "provider '{}' ({}) does not serve embeddings through the gateway yet",
@@ -221,6 +245,7 @@ async fn post_json(
     let body = read_body(&provider.name, resp, deadline).await.unwrap_or_default();
     Err(match provider.protocol() {
         Protocol::Anthropic => anthropic::decode_error(status.as_u16(), &body, after),
+        Protocol::Gemini => gemini::decode_error(status.as_u16(), &body, after),
         _ => openai::decode_error(status.as_u16(), &body, after),
     })
 }
@@ -243,12 +268,14 @@ fn parse_json(provider: &str, bytes: &Bytes) -> Result<Value, GatewayError> {
 enum Chunks {
     OpenAi(openai::ChunkDecoder),
     Anthropic(anthropic::EventDecoder),
+    Gemini(gemini::StreamDecoder),
 }
 
 impl Chunks {
     fn of(protocol: Protocol) -> Chunks {
         match protocol {
             Protocol::Anthropic => Chunks::Anthropic(anthropic::EventDecoder::default()),
+            Protocol::Gemini => Chunks::Gemini(gemini::StreamDecoder::default()),
             _ => Chunks::OpenAi(openai::ChunkDecoder::default()),
         }
     }
@@ -257,6 +284,15 @@ impl Chunks {
         match self {
             Chunks::OpenAi(d) => d.decode(data),
             Chunks::Anthropic(d) => d.decode(data),
+            Chunks::Gemini(d) => d.decode(data),
+        }
+    }
+
+    /// Events a decoder holds back until the stream ends (Gemini's last usage).
+    fn finish(&mut self) -> Vec<StreamEvent> {
+        match self {
+            Chunks::Gemini(d) => d.finish(),
+            _ => Vec::new(),
         }
     }
 
@@ -266,6 +302,8 @@ impl Chunks {
         match self {
             Chunks::OpenAi(_) => data.trim() == "[DONE]",
             Chunks::Anthropic(_) => data.contains("\"message_stop\""),
+            // Gemini has no end marker: its last chunk carries a finish reason.
+            Chunks::Gemini(_) => false,
         }
     }
 }
@@ -341,6 +379,10 @@ fn sse_stream(
                     st.done = true;
                     if let Some(ev) = st.sse.finish() {
                         st.push_event(ev);
+                    }
+                    let held = st.chunks.finish();
+                    if !held.is_empty() {
+                        st.pending.push_back(StreamItem { events: held, raw: None });
                     }
                     (!st.complete).then(|| {
                         GatewayError::upstream(502, format!("provider '{}' ended the stream early", st.provider))

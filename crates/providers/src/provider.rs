@@ -77,6 +77,8 @@ pub enum ProviderType {
     LlamaCpp,
     /// Anthropic's Messages API.
     Anthropic,
+    /// Google's Gemini API (AI Studio).
+    Gemini,
 }
 
 impl ProviderType {
@@ -96,6 +98,7 @@ impl ProviderType {
             ProviderType::Ollama => "ollama",
             ProviderType::LlamaCpp => "llamacpp",
             ProviderType::Anthropic => "anthropic",
+            ProviderType::Gemini => "gemini",
         }
     }
 
@@ -113,6 +116,7 @@ impl ProviderType {
             ProviderType::Ollama => "http://127.0.0.1:11434/v1",
             ProviderType::LlamaCpp => "http://127.0.0.1:8080/v1",
             ProviderType::Anthropic => "https://api.anthropic.com/v1",
+            ProviderType::Gemini => "https://generativelanguage.googleapis.com/v1beta",
             ProviderType::AzureOpenai | ProviderType::OpenaiCompatible => return None,
         })
     }
@@ -128,6 +132,7 @@ impl ProviderType {
     pub fn protocol(self) -> Protocol {
         match self {
             ProviderType::Anthropic => Protocol::Anthropic,
+            ProviderType::Gemini => Protocol::Gemini,
             _ => Protocol::OpenAi,
         }
     }
@@ -256,6 +261,7 @@ impl Provider {
         let key = &self.keys[i].value;
         let req = match self.kind {
             ProviderType::AzureOpenai => req.header("api-key", key),
+            ProviderType::Gemini => req.header("x-goog-api-key", key),
             ProviderType::Anthropic => {
                 let req = req.header("x-api-key", key);
                 // The API version Anthropic's SDKs send; a configured header wins.

@@ -8,12 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use switchyard_protocols::{anthropic, openai, sse};
+use switchyard_protocols::{anthropic, gemini, openai, sse};
 use switchyard_types::Protocol;
 
 use super::answer::{self, Answer};
@@ -61,6 +61,7 @@ pub fn router(faults: Faults) -> (Router, Arc<MockStats>) {
         .route("/openai/deployments/{deployment}/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1beta/models/{target}", post(gemini_call))
         .route("/v1/embeddings", post(embeddings))
         .route("/openai/deployments/{deployment}/embeddings", post(embeddings))
         .route("/v1/models", get(models))
@@ -103,12 +104,11 @@ async fn intake(mock: &Mock, req: Request, protocol: Protocol) -> Result<(Faults
     let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024).await.unwrap_or_default();
     let value: Option<Value> = serde_json::from_slice(&bytes).ok();
     let faults = mock.faults.overridden(&parts.headers, value.as_ref());
-    let bearer = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    let header_key = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let bearer = header_key(header::AUTHORIZATION.as_str())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .or_else(|| header_key("x-api-key"))
+        .or_else(|| header_key("x-goog-api-key"))
         .map(str::to_string);
     if let (Some(key), Ok(mut keys)) = (&bearer, mock.stats.keys.lock()) {
         *keys.entry(key.clone()).or_insert(0) += 1;
@@ -128,6 +128,7 @@ async fn intake(mock: &Mock, req: Request, protocol: Protocol) -> Result<(Faults
     }
     let refuse = |status, retry_after, code| match protocol {
         Protocol::Anthropic => anthropic_error(status, retry_after),
+        Protocol::Gemini => gemini_error(status),
         _ => error_response(status, retry_after, code),
     };
     if faults.deny_key.is_some() && bearer == faults.deny_key {
@@ -344,6 +345,75 @@ async fn messages(State(mock): State<Mock>, req: Request) -> Response {
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// A fault in Google's shape.
+fn gemini_error(status: u16) -> Response {
+    let e = switchyard_types::GatewayError::upstream(status, format!("mock fault: status {status}"));
+    (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(gemini::encode_error(&e)))
+        .into_response()
+}
+
+/// `POST /v1beta/models/{model}:{action}`: Gemini's `generateContent`, `streamGenerateContent`
+/// (`?alt=sse`) and `batchEmbedContents`.
+async fn gemini_call(State(mock): State<Mock>, Path(target): Path<String>, req: Request) -> Response {
+    let (model, action) = match target.split_once(':') {
+        Some((m, a)) => (m.to_string(), a.to_string()),
+        None => return gemini_error(404),
+    };
+    let (faults, body) = match intake(&mock, req, Protocol::Gemini).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let Some(obj) = body.as_object() else { return gemini_error(400) };
+    let bad = |e: switchyard_types::GatewayError| {
+        (StatusCode::BAD_REQUEST, axum::Json(gemini::encode_error(&e))).into_response()
+    };
+    if action == "batchEmbedContents" {
+        let ir = match gemini::decode_embedding_request(obj) {
+            Ok(ir) => ir,
+            Err(e) => return bad(e),
+        };
+        let texts: Vec<String> = match &ir.input {
+            switchyard_types::EmbeddingInput::Texts(t) => t.clone(),
+            switchyard_types::EmbeddingInput::Tokens(t) => t.iter().map(|ids| format!("{ids:?}")).collect(),
+        };
+        let dims = ir.dimensions.map_or(8, |d| d.clamp(1, 4096) as usize);
+        let data = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| switchyard_types::Embedding {
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                vector: switchyard_types::EmbeddingVector::Float(answer::embedding(t, dims)),
+            })
+            .collect();
+        let response = switchyard_types::EmbeddingResponse { model, data, usage: switchyard_types::Usage::default() };
+        return axum::Json(gemini::encode_embedding_response(&response)).into_response();
+    }
+    let mut ir = match gemini::decode_chat_request(obj) {
+        Ok(ir) => ir,
+        Err(e) => return bad(e),
+    };
+    ir.model = model;
+    ir.stream = action == "streamGenerateContent";
+    let plan = answer::plan(&ir, faults.words);
+    let id = format!("mockresp{:012x}", answer::fnv(body.to_string().as_bytes()) & 0xffff_ffff_ffff);
+    let events = answer::events(&id, &ir.model, &plan, faults.chunks);
+    if !ir.stream {
+        let mut whole = switchyard_types::StreamAssembler::default();
+        events.iter().for_each(|e| whole.push(e));
+        return axum::Json(gemini::encode_chat_response(&whole.finish())).into_response();
+    }
+    let mut enc = gemini::StreamEncoder::default();
+    let mut chunks: Vec<Value> = events.iter().flat_map(|e| enc.encode(e)).collect();
+    chunks.extend(enc.finish());
+    let frames = chunks.iter().map(|c| sse::encode(None, &c.to_string())).collect();
+    mock.stats.streams_started.fetch_add(1, Ordering::Relaxed);
+    let body = paced_body(frames, &faults, mock.stats.clone());
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
         .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
