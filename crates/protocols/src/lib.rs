@@ -2,6 +2,7 @@
 //! codecs the streaming formats share.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
 pub mod sse;
