@@ -123,6 +123,8 @@ providers:
   claude: {{ type: anthropic, api_key: sk-ant-mock-key, base_url: "{mock_url}/v1" }}
   # And Gemini's generateContent.
   gem: {{ type: gemini, api_key: gm-mock-key, base_url: "{mock_url}/v1beta" }}
+  # And Bedrock's Converse, signed with SigV4 (the mock checks the signature is there).
+  bed: {{ type: bedrock, region: us-east-1, aws_access_key_id: AKIDMOCK, aws_secret_access_key: mock-secret, base_url: "{mock_url}" }}
 models:
   - name: chat
     targets: [{{ provider: up, model: mock-large, price: {{ input_per_mtok: 2, output_per_mtok: 8 }} }}]
@@ -134,6 +136,8 @@ models:
     targets: [{{ provider: gem, model: mock-gemini, price: {{ input_per_mtok: 0.3, output_per_mtok: 2.5 }} }}]
   - name: gemini-embed
     targets: [{{ provider: gem, model: mock-gemini-embed }}]
+  - name: bedrock-chat
+    targets: [{{ provider: bed, model: "anthropic.mock-claude-v1:0", price: {{ input_per_mtok: 3, output_per_mtok: 15 }} }}]
   # Fault tests get models of their own: a 429 holds its target back for the retry-after and
   # repeated 5xx open its breaker, which must not leak into other tests.
   - name: fault-429

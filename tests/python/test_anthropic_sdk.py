@@ -36,7 +36,7 @@ def as_openai_tool(t: dict) -> dict:
     return {"type": "function", "function": {"name": t["name"], "description": t["description"], "parameters": t["input_schema"]}}
 
 
-@pytest.mark.parametrize("model", ["chat", "claude-chat", "gemini-chat"])
+@pytest.mark.parametrize("model", ["chat", "claude-chat", "gemini-chat", "bedrock-chat"])
 def test_messages_answer_like_the_openai_surface(claude: anthropic.Anthropic, client: openai.OpenAI, model: str) -> None:
     prompt = "tell me about gateways"
     msg = claude.messages.create(model=model, max_tokens=20, messages=[{"role": "user", "content": prompt}])
@@ -49,7 +49,7 @@ def test_messages_answer_like_the_openai_surface(claude: anthropic.Anthropic, cl
     assert msg.usage.output_tokens == ref.usage.completion_tokens
 
 
-@pytest.mark.parametrize("model", ["chat", "claude-chat", "gemini-chat"])
+@pytest.mark.parametrize("model", ["chat", "claude-chat", "gemini-chat", "bedrock-chat"])
 def test_streamed_messages_reassemble_to_the_whole_answer(claude: anthropic.Anthropic, model: str) -> None:
     messages = [{"role": "user", "content": "stream a few words please"}]
     whole = claude.messages.create(model=model, max_tokens=12, messages=messages)
@@ -63,7 +63,7 @@ def test_streamed_messages_reassemble_to_the_whole_answer(claude: anthropic.Anth
     assert final.usage.input_tokens == whole.usage.input_tokens
 
 
-@pytest.mark.parametrize("model", ["chat", "claude-chat", "gemini-chat"])
+@pytest.mark.parametrize("model", ["chat", "claude-chat", "gemini-chat", "bedrock-chat"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_parallel_tool_use_crosses_protocols_exactly(
     claude: anthropic.Anthropic, client: openai.OpenAI, model: str, stream: bool
@@ -93,9 +93,9 @@ def test_parallel_tool_use_crosses_protocols_exactly(
     assert after.content[0].type == "text" and after.content[0].text
 
 
-@pytest.mark.parametrize("model", ["claude-chat", "gemini-chat"])
+@pytest.mark.parametrize("model", ["claude-chat", "gemini-chat", "bedrock-chat"])
 @pytest.mark.parametrize("stream", [False, True])
-def test_openai_sdk_through_an_anthropic_or_gemini_upstream(client: openai.OpenAI, model: str, stream: bool) -> None:
+def test_openai_sdk_through_an_anthropic_gemini_or_bedrock_upstream(client: openai.OpenAI, model: str, stream: bool) -> None:
     messages = [{"role": "user", "content": "weather and time in Rome"}]
     tools = [as_openai_tool(WEATHER), as_openai_tool(TIME)]
     ref = client.chat.completions.create(model="chat", messages=messages, tools=tools)

@@ -379,7 +379,7 @@ def test_embeddings_batch_in_order(client: openai.OpenAI) -> None:
 
 def test_models_master_key_lists_all(client: openai.OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
-    assert set(ids) == {CHAT, EMBED, "claude-chat", "gemini-chat", "gemini-embed", "fault-429", "fault-5xx"}, ids
+    assert set(ids) == {CHAT, EMBED, "claude-chat", "gemini-chat", "gemini-embed", "bedrock-chat", "fault-429", "fault-5xx"}, ids
     assert len(ids) == len(set(ids))
 
 

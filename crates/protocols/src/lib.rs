@@ -17,7 +17,7 @@ fn harmless(from: Protocol) -> &'static [&'static str] {
         Protocol::OpenAi => &["store", "service_tier", "prompt_cache_key", "safety_identifier", "prediction"],
         Protocol::Anthropic => &["service_tier", anthropic::THINKING_EXTRA],
         Protocol::Gemini => gemini::HARMLESS,
-        Protocol::Bedrock => &[],
+        Protocol::Bedrock => &["serviceTier", "performanceConfig"],
     }
 }
 

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
-use switchyard_protocols::{anthropic, gemini, openai, sse};
+use switchyard_protocols::{anthropic, bedrock, gemini, openai, sse};
 use switchyard_types::{
     ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, ErrorKind, GatewayError, JsonMap, Protocol,
     StreamEvent,
@@ -13,7 +13,7 @@ use switchyard_types::{
 use tokio::time::Instant;
 
 use crate::client::{read_body, retry_after, transport_error};
-use crate::{Provider, Timeouts, UpstreamClient};
+use crate::{Provider, Timeouts, UpstreamClient, aws};
 
 /// What a chat call produced once the provider accepted it.
 pub enum ChatOutcome {
@@ -52,6 +52,9 @@ pub async fn chat(
     let protocol = provider.protocol();
     if passthrough.is_none() {
         switchyard_protocols::check_translatable(req, protocol)?;
+    }
+    if protocol == Protocol::Bedrock {
+        return bedrock_chat(client, provider, model, req, timeouts, started).await;
     }
     let mut body = match (passthrough, protocol) {
         (Some(raw), _) => {
@@ -93,10 +96,90 @@ pub async fn chat(
         };
         return Ok(ChatOutcome::Complete { response: Box::new(response), body });
     }
-    let stream = sse_stream(provider.name.clone(), resp, Chunks::of(protocol), *timeouts, deadline);
+    let framing = Framing::Sse(sse::SseDecoder::default());
+    let stream = event_stream(provider.name.clone(), resp, framing, Chunks::of(protocol), *timeouts, deadline);
     first_token(&provider.name, stream, started + timeouts.first_token.min(timeouts.total))
         .await
         .map(ChatOutcome::Stream)
+}
+
+/// A Converse call: the body encoded from the IR (no client speaks Bedrock), the model in the
+/// path, the request signed with SigV4; streams arrive in AWS's binary event stream.
+async fn bedrock_chat(
+    client: &UpstreamClient,
+    provider: &Provider,
+    model: &str,
+    req: &ChatRequest,
+    timeouts: &Timeouts,
+    started: Instant,
+) -> Result<ChatOutcome, GatewayError> {
+    let deadline = started + timeouts.total;
+    let body = bedrock::encode_converse_request(req)?;
+    let action = if req.stream { "converse-stream" } else { "converse" };
+    let endpoint = format!("model/{}/{action}", aws::sigv4::encode_path_segment(model));
+    let resp = post_signed(client, provider, &endpoint, &body, timeouts, deadline).await?;
+    if !req.stream {
+        let bytes = read_body(&provider.name, resp, deadline).await?;
+        let body = parse_json(&provider.name, &bytes)?;
+        let mut response = bedrock::decode_converse_response(&body);
+        if response.model.is_empty() {
+            response.model = model.to_string();
+        }
+        return Ok(ChatOutcome::Complete { response: Box::new(response), body });
+    }
+    let framing = Framing::Aws(aws::eventstream::Decoder::new());
+    let chunks = Chunks::Bedrock(bedrock::StreamDecoder::new(model));
+    let stream = event_stream(provider.name.clone(), resp, framing, chunks, *timeouts, deadline);
+    first_token(&provider.name, stream, started + timeouts.first_token.min(timeouts.total))
+        .await
+        .map(ChatOutcome::Stream)
+}
+
+/// Sends a SigV4-signed JSON POST to a Bedrock endpoint; a refusal becomes the provider's error.
+async fn post_signed(
+    client: &UpstreamClient,
+    provider: &Provider,
+    endpoint: &str,
+    body: &JsonMap,
+    timeouts: &Timeouts,
+    deadline: Instant,
+) -> Result<reqwest::Response, GatewayError> {
+    let Some(signing) = &provider.aws else {
+        return Err(GatewayError::new(
+            ErrorKind::Internal,
+            format!("provider '{}' has no AWS credentials", provider.name),
+        ));
+    };
+    let url = provider.endpoint_url(endpoint, "");
+    let bytes = serde_json::to_vec(body).map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
+    let request = aws::sigv4::Request {
+        method: "POST",
+        url: &url,
+        headers: &[("content-type", "application/json")],
+        body: &bytes,
+    };
+    let params = aws::sigv4::Params {
+        credentials: &signing.credentials,
+        region: &signing.region,
+        service: "bedrock",
+        time: std::time::SystemTime::now(),
+        content_sha256_header: false,
+    };
+    let signed = aws::sigv4::sign(&request, &params).map_err(|e| {
+        GatewayError::new(ErrorKind::Internal, format!("provider '{}': cannot sign the request: {e}", provider.name))
+    })?;
+    let mut builder = client.post(&url).header("content-type", "application/json");
+    for (name, value) in signed.headers {
+        builder = builder.header(name, value);
+    }
+    for (k, v) in provider.extra_headers() {
+        builder = builder.header(k, v);
+    }
+    let resp = client.send(&provider.name, builder.body(bytes), timeouts).await?;
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    Err(refusal(provider, resp, None, deadline).await)
 }
 
 /// Waits for a stream's first content (text, tool call, reasoning, refusal or finish) and returns
@@ -222,10 +305,16 @@ async fn post_json(
     })?;
     let request = request.header("content-type", "application/json").body(body);
     let resp = client.send(&provider.name, request, timeouts).await?;
-    let status = resp.status();
-    if status.is_success() {
+    if resp.status().is_success() {
         return Ok(resp);
     }
+    Err(refusal(provider, resp, key, deadline).await)
+}
+
+/// A provider's non-2xx answer as the error the router sees: the provider's status, message and
+/// `retry-after`, in its protocol's shape; its key told how it fared.
+async fn refusal(provider: &Provider, resp: reqwest::Response, key: Option<usize>, deadline: Instant) -> GatewayError {
+    let status = resp.status();
     let after = retry_after(resp.headers());
     if let Some(key) = key {
         provider.report_key(key, status.as_u16(), after);
@@ -240,14 +329,17 @@ async fn post_json(
         };
         let mut e = GatewayError::upstream(502, format!("provider '{}' {what}", provider.name)).with_code(code);
         e.kind = ErrorKind::Unavailable;
-        return Err(e);
+        return e;
     }
+    let error_type = resp.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = read_body(&provider.name, resp, deadline).await.unwrap_or_default();
-    Err(match provider.protocol() {
-        Protocol::Anthropic => anthropic::decode_error(status.as_u16(), &body, after),
-        Protocol::Gemini => gemini::decode_error(status.as_u16(), &body, after),
-        _ => openai::decode_error(status.as_u16(), &body, after),
-    })
+    let status = status.as_u16();
+    match provider.protocol() {
+        Protocol::Anthropic => anthropic::decode_error(status, &body, after),
+        Protocol::Gemini => gemini::decode_error(status, &body, after),
+        Protocol::Bedrock => bedrock::decode_error(status, &body, error_type.as_deref(), after),
+        Protocol::OpenAi => openai::decode_error(status, &body, after),
+    }
 }
 
 /// The code of a provider's credential refusal (401) once its message is hidden; the router
@@ -269,6 +361,7 @@ enum Chunks {
     OpenAi(openai::ChunkDecoder),
     Anthropic(anthropic::EventDecoder),
     Gemini(gemini::StreamDecoder),
+    Bedrock(bedrock::StreamDecoder),
 }
 
 impl Chunks {
@@ -280,11 +373,18 @@ impl Chunks {
         }
     }
 
-    fn decode(&mut self, data: &str) -> Result<Vec<StreamEvent>, GatewayError> {
+    fn decode(&mut self, name: Option<&str>, data: &str) -> Result<Vec<StreamEvent>, GatewayError> {
         match self {
             Chunks::OpenAi(d) => d.decode(data),
             Chunks::Anthropic(d) => d.decode(data),
             Chunks::Gemini(d) => d.decode(data),
+            Chunks::Bedrock(d) => {
+                let payload: Value = serde_json::from_str(data).map_err(|e| {
+                    GatewayError::upstream(502, format!("invalid JSON in a Bedrock stream event: {e}"))
+                        .with_code("upstream_invalid_json")
+                })?;
+                d.decode(name.unwrap_or_default(), &payload)
+            }
         }
     }
 
@@ -304,6 +404,51 @@ impl Chunks {
             Chunks::Anthropic(_) => data.contains("\"message_stop\""),
             // Gemini has no end marker: its last chunk carries a finish reason.
             Chunks::Gemini(_) => false,
+            // Bedrock ends with `metadata` (the usage) after `messageStop`; the finish counts.
+            Chunks::Bedrock(_) => false,
+        }
+    }
+}
+
+/// How a stream's events are framed on the wire.
+enum Framing {
+    Sse(sse::SseDecoder),
+    /// AWS's binary event stream (Bedrock).
+    Aws(aws::eventstream::Decoder),
+}
+
+/// One framed event: its name (the SSE `event:` line, or the AWS event or exception type) and
+/// its data.
+struct Framed {
+    name: Option<String>,
+    data: String,
+}
+
+impl Framing {
+    fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Framed>, String> {
+        match self {
+            Framing::Sse(d) => Ok(d
+                .feed(bytes)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|e| Framed { name: e.event, data: e.data })
+                .collect()),
+            Framing::Aws(d) => Ok(d
+                .feed(bytes)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|m| Framed {
+                    name: m.event_type().or_else(|| m.exception_type()).map(str::to_string),
+                    data: String::from_utf8_lossy(&m.payload).into_owned(),
+                })
+                .collect()),
+        }
+    }
+
+    fn finish(&mut self) -> Option<Framed> {
+        match self {
+            Framing::Sse(d) => d.finish().map(|e| Framed { name: e.event, data: e.data }),
+            Framing::Aws(_) => None,
         }
     }
 }
@@ -311,7 +456,7 @@ impl Chunks {
 struct StreamState {
     provider: String,
     body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
-    sse: sse::SseDecoder,
+    framing: Framing,
     chunks: Chunks,
     pending: std::collections::VecDeque<StreamItem>,
     timeouts: Timeouts,
@@ -321,9 +466,10 @@ struct StreamState {
     complete: bool,
 }
 
-fn sse_stream(
+fn event_stream(
     provider: String,
     resp: reqwest::Response,
+    framing: Framing,
     chunks: Chunks,
     timeouts: Timeouts,
     deadline: Instant,
@@ -331,7 +477,7 @@ fn sse_stream(
     let state = StreamState {
         provider,
         body: Box::pin(resp.bytes_stream()),
-        sse: sse::SseDecoder::default(),
+        framing,
         chunks,
         pending: Default::default(),
         timeouts,
@@ -366,7 +512,7 @@ fn sse_stream(
                     .with_code("stream_stall_timeout"),
                 ),
                 Ok(Some(Err(e))) => Some(transport_error(&st.provider, &e)),
-                Ok(Some(Ok(bytes))) => match st.sse.feed(&bytes) {
+                Ok(Some(Ok(bytes))) => match st.framing.feed(&bytes) {
                     Ok(events) => {
                         for ev in events {
                             st.push_event(ev);
@@ -377,7 +523,7 @@ fn sse_stream(
                 },
                 Ok(None) => {
                     st.done = true;
-                    if let Some(ev) = st.sse.finish() {
+                    if let Some(ev) = st.framing.finish() {
                         st.push_event(ev);
                     }
                     let held = st.chunks.finish();
@@ -403,7 +549,7 @@ fn sse_stream(
 }
 
 impl StreamState {
-    fn push_event(&mut self, ev: sse::SseEvent) {
+    fn push_event(&mut self, ev: Framed) {
         if matches!(self.chunks, Chunks::OpenAi(_)) && self.chunks.is_end(&ev.data) {
             self.complete = true;
             self.pending.push_back(StreamItem { events: Vec::new(), raw: Some(ev.data) });
@@ -412,7 +558,7 @@ impl StreamState {
         if self.chunks.is_end(&ev.data) {
             self.complete = true;
         }
-        match self.chunks.decode(&ev.data) {
+        match self.chunks.decode(ev.name.as_deref(), &ev.data) {
             Ok(events) => {
                 if events.iter().any(|e| matches!(e, StreamEvent::Finish { .. } | StreamEvent::Error(_))) {
                     self.complete = true;

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use switchyard_types::Protocol;
 
+use crate::aws::sigv4::{Credentials, region_from_env};
+
 /// The `providers:` entries of the config file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +36,17 @@ pub struct ProviderSpec {
     /// breakers, so an outage is known before a client request pays for it.
     #[serde(default)]
     pub health_check: Option<HealthCheckSpec>,
+    /// Bedrock: the AWS region (default `AWS_REGION`, then `AWS_DEFAULT_REGION`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Bedrock: AWS credentials (default the standard `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` variables).
+    #[serde(default)]
+    pub aws_access_key_id: Option<String>,
+    #[serde(default)]
+    pub aws_secret_access_key: Option<String>,
+    #[serde(default)]
+    pub aws_session_token: Option<String>,
 }
 
 impl ProviderSpec {
@@ -47,6 +60,10 @@ impl ProviderSpec {
             api_version: None,
             headers: BTreeMap::new(),
             health_check: None,
+            region: None,
+            aws_access_key_id: None,
+            aws_secret_access_key: None,
+            aws_session_token: None,
         }
     }
 }
@@ -79,6 +96,8 @@ pub enum ProviderType {
     Anthropic,
     /// Google's Gemini API (AI Studio).
     Gemini,
+    /// AWS Bedrock's Converse API, signed with SigV4.
+    Bedrock,
 }
 
 impl ProviderType {
@@ -99,6 +118,7 @@ impl ProviderType {
             ProviderType::LlamaCpp => "llamacpp",
             ProviderType::Anthropic => "anthropic",
             ProviderType::Gemini => "gemini",
+            ProviderType::Bedrock => "bedrock",
         }
     }
 
@@ -117,15 +137,21 @@ impl ProviderType {
             ProviderType::LlamaCpp => "http://127.0.0.1:8080/v1",
             ProviderType::Anthropic => "https://api.anthropic.com/v1",
             ProviderType::Gemini => "https://generativelanguage.googleapis.com/v1beta",
-            ProviderType::AzureOpenai | ProviderType::OpenaiCompatible => return None,
+            // Bedrock's URL depends on the region.
+            ProviderType::AzureOpenai | ProviderType::OpenaiCompatible | ProviderType::Bedrock => return None,
         })
     }
 
     /// Hosted services need a key; local servers usually do not.
     pub fn needs_api_key(self) -> bool {
+        // Bedrock signs with AWS credentials instead.
         !matches!(
             self,
-            ProviderType::OpenaiCompatible | ProviderType::Vllm | ProviderType::Ollama | ProviderType::LlamaCpp
+            ProviderType::OpenaiCompatible
+                | ProviderType::Vllm
+                | ProviderType::Ollama
+                | ProviderType::LlamaCpp
+                | ProviderType::Bedrock
         )
     }
 
@@ -133,6 +159,7 @@ impl ProviderType {
         match self {
             ProviderType::Anthropic => Protocol::Anthropic,
             ProviderType::Gemini => Protocol::Gemini,
+            ProviderType::Bedrock => Protocol::Bedrock,
             _ => Protocol::OpenAi,
         }
     }
@@ -149,6 +176,15 @@ pub struct Provider {
     next_key: AtomicUsize,
     api_version: Option<String>,
     headers: Vec<(String, String)>,
+    /// Bedrock's signing credentials and region.
+    pub aws: Option<AwsSigning>,
+}
+
+/// What SigV4 signs Bedrock requests with.
+#[derive(Debug)]
+pub struct AwsSigning {
+    pub credentials: Credentials,
+    pub region: String,
 }
 
 /// One credential and what the provider said about it.
@@ -174,6 +210,23 @@ impl ApiKey {
 /// How long a key rests after a 429 that named no `retry-after`.
 const DEFAULT_KEY_REST: Duration = Duration::from_secs(5);
 
+/// Bedrock's region and credentials: the config's, else AWS's standard variables.
+fn aws_signing(name: &str, spec: &ProviderSpec, env: &dyn Fn(&str) -> Option<String>) -> Result<AwsSigning, String> {
+    let region = spec.region.clone().filter(|r| !r.is_empty()).or_else(|| region_from_env(env)).ok_or_else(|| {
+        format!("provider '{name}' of type bedrock needs a region (region:, or AWS_REGION in the environment)")
+    })?;
+    let credentials = match (&spec.aws_access_key_id, &spec.aws_secret_access_key) {
+        (Some(id), Some(secret)) => Credentials::new(id.clone(), secret.clone(), spec.aws_session_token.clone()),
+        (None, None) => Credentials::from_env(env).map_err(|e| {
+            format!("provider '{name}' of type bedrock needs AWS credentials (aws_access_key_id and aws_secret_access_key, or the AWS environment variables): {e}")
+        })?,
+        _ => {
+            return Err(format!("provider '{name}': set both aws_access_key_id and aws_secret_access_key, or neither"));
+        }
+    };
+    Ok(AwsSigning { credentials, region })
+}
+
 /// The `anthropic-version` header sent unless the config sets one.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 
@@ -182,11 +235,27 @@ const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 
 impl Provider {
     pub fn new(name: &str, spec: &ProviderSpec) -> Result<Provider, String> {
-        let base_url = match (&spec.base_url, spec.kind.default_base_url()) {
-            (Some(url), _) => url.clone(),
-            (None, Some(url)) => url.to_string(),
-            (None, None) => return Err(format!("provider '{name}' of type {} needs a base_url", spec.kind.as_str())),
+        Provider::with_env(name, spec, &|k| std::env::var(k).ok())
+    }
+
+    /// As `new`, reading AWS's standard variables (for Bedrock) through `env`.
+    pub fn with_env(name: &str, spec: &ProviderSpec, env: &dyn Fn(&str) -> Option<String>) -> Result<Provider, String> {
+        let aws = match spec.kind {
+            ProviderType::Bedrock => Some(aws_signing(name, spec, env)?),
+            _ => None,
         };
+        let regional = aws.as_ref().map(|a| format!("https://bedrock-runtime.{}.amazonaws.com", a.region));
+        let base_url = match (&spec.base_url, spec.kind.default_base_url(), regional) {
+            (Some(url), _, _) => url.clone(),
+            (None, Some(url), _) => url.to_string(),
+            (None, None, Some(url)) => url,
+            (None, None, None) => {
+                return Err(format!("provider '{name}' of type {} needs a base_url", spec.kind.as_str()));
+            }
+        };
+        if spec.kind == ProviderType::Bedrock && spec.health_check.is_some() {
+            return Err(format!("provider '{name}': health_check is not supported for bedrock"));
+        }
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(format!("provider '{name}': base_url must start with http:// or https://"));
         }
@@ -218,6 +287,7 @@ impl Provider {
             next_key: AtomicUsize::new(0),
             api_version: spec.api_version.clone(),
             headers: spec.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            aws,
         })
     }
 
@@ -238,6 +308,11 @@ impl Provider {
             }
             _ => format!("{}/{endpoint}", self.base_url),
         }
+    }
+
+    /// The headers the config adds to every request.
+    pub fn extra_headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// Adds a credential and the provider's headers to a request. Returns which key was used

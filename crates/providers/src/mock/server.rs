@@ -13,7 +13,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use switchyard_protocols::{anthropic, gemini, openai, sse};
+use switchyard_protocols::{anthropic, bedrock, gemini, openai, sse};
+
+use crate::aws::eventstream::HeaderValue as EventHeader;
 use switchyard_types::Protocol;
 
 use super::answer::{self, Answer};
@@ -62,6 +64,8 @@ pub fn router(faults: Faults) -> (Router, Arc<MockStats>) {
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1beta/models/{target}", post(gemini_call))
+        .route("/model/{model}/converse", post(converse))
+        .route("/model/{model}/converse-stream", post(converse_stream))
         .route("/v1/embeddings", post(embeddings))
         .route("/openai/deployments/{deployment}/embeddings", post(embeddings))
         .route("/v1/models", get(models))
@@ -129,6 +133,7 @@ async fn intake(mock: &Mock, req: Request, protocol: Protocol) -> Result<(Faults
     let refuse = |status, retry_after, code| match protocol {
         Protocol::Anthropic => anthropic_error(status, retry_after),
         Protocol::Gemini => gemini_error(status),
+        Protocol::Bedrock => bedrock_error(status),
         _ => error_response(status, retry_after, code),
     };
     if faults.deny_key.is_some() && bearer == faults.deny_key {
@@ -345,6 +350,88 @@ async fn messages(State(mock): State<Mock>, req: Request) -> Response {
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// A fault in Bedrock's shape: `{"message"}` with the exception's name in `x-amzn-errortype`.
+fn bedrock_error(status: u16) -> Response {
+    let kind = match status {
+        400 => "ValidationException",
+        403 => "AccessDeniedException",
+        404 => "ResourceNotFoundException",
+        429 => "ThrottlingException",
+        503 => "ServiceUnavailableException",
+        _ => "InternalServerException",
+    };
+    let body = json!({"message": format!("mock fault: status {status}")});
+    let mut resp =
+        (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response();
+    resp.headers_mut().insert("x-amzn-errortype", header::HeaderValue::from_static(kind));
+    resp
+}
+
+async fn converse(State(mock): State<Mock>, Path(model): Path<String>, req: Request) -> Response {
+    bedrock_call(mock, model, req, false).await
+}
+
+async fn converse_stream(State(mock): State<Mock>, Path(model): Path<String>, req: Request) -> Response {
+    bedrock_call(mock, model, req, true).await
+}
+
+/// Bedrock's Converse and ConverseStream. The request must be SigV4-signed (the signature is
+/// not checked, its presence is: a gateway that forgot to sign gets AWS's 403).
+async fn bedrock_call(mock: Mock, model: String, req: Request, stream: bool) -> Response {
+    let signed = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS4-HMAC-SHA256 Credential=") && v.contains("/bedrock/aws4_request"));
+    let (faults, body) = match intake(&mock, req, Protocol::Bedrock).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    if !signed {
+        return bedrock_error(403);
+    }
+    let Some(obj) = body.as_object() else { return bedrock_error(400) };
+    let mut ir = match bedrock::decode_converse_request(obj, &model) {
+        Ok(ir) => ir,
+        Err(e) => {
+            let (kind, body) = bedrock::encode_error(&e);
+            let mut resp = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+            if let Ok(v) = header::HeaderValue::from_str(kind) {
+                resp.headers_mut().insert("x-amzn-errortype", v);
+            }
+            return resp;
+        }
+    };
+    ir.stream = stream;
+    let plan = answer::plan(&ir, faults.words);
+    let events = answer::events("", &model, &plan, faults.chunks);
+    if !stream {
+        let mut whole = switchyard_types::StreamAssembler::default();
+        events.iter().for_each(|e| whole.push(e));
+        return axum::Json(bedrock::encode_converse_response(&whole.finish())).into_response();
+    }
+    let mut enc = bedrock::StreamEncoder::default();
+    let mut named: Vec<bedrock::Frame> = events.iter().flat_map(|e| enc.encode(e)).collect();
+    named.extend(enc.finish());
+    let frames: Vec<Bytes> = named
+        .iter()
+        .filter_map(|(kind, payload)| {
+            let headers = [
+                (":event-type", EventHeader::String(kind.to_string())),
+                (":content-type", EventHeader::String("application/json".into())),
+                (":message-type", EventHeader::String("event".into())),
+            ];
+            crate::aws::eventstream::encode(&headers, payload.to_string().as_bytes()).ok()
+        })
+        .collect();
+    mock.stats.streams_started.fetch_add(1, Ordering::Relaxed);
+    let body = paced_body(frames, &faults, mock.stats.clone());
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/vnd.amazon.eventstream")
         .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
