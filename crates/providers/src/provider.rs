@@ -478,4 +478,26 @@ mod tests {
         let wait = p.authorize(client.post("http://x")).err().unwrap_or_default();
         assert!(wait > Duration::from_secs(25), "{wait:?}");
     }
+
+    #[test]
+    fn bedrock_takes_its_region_and_credentials_from_the_config_or_aws_variables() {
+        let none = |_: &str| None;
+        let spec = ProviderSpec::of(ProviderType::Bedrock);
+        assert!(Provider::with_env("b", &spec, &none).is_err_and(|e| e.contains("region")));
+        let env = |k: &str| match k {
+            "AWS_REGION" => Some("eu-west-1".to_string()),
+            "AWS_ACCESS_KEY_ID" => Some("AKIDENV".to_string()),
+            "AWS_SECRET_ACCESS_KEY" => Some("env-secret-value".to_string()),
+            _ => None,
+        };
+        let p = Provider::with_env("b", &spec, &env).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p.endpoint_url("model/m/converse", ""),
+            "https://bedrock-runtime.eu-west-1.amazonaws.com/model/m/converse"
+        );
+        assert_eq!(p.aws.as_ref().map(|a| a.credentials.access_key_id()), Some("AKIDENV"));
+        assert!(!format!("{p:?}").contains("env-secret-value"), "the secret never prints");
+        let half = ProviderSpec { region: Some("us-east-1".into()), aws_access_key_id: Some("AKID".into()), ..spec };
+        assert!(Provider::with_env("b", &half, &none).is_err_and(|e| e.contains("both")));
+    }
 }
