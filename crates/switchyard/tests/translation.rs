@@ -6,16 +6,23 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-/// Two providers on one mock: `up` over OpenAI's protocol, `claude` over Anthropic's.
+/// Four providers on one mock, one per protocol: `up` (OpenAI), `claude` (Anthropic), `gem`
+/// (Gemini) and `bed` (Bedrock Converse, signed).
 fn config(mock: &Proc) -> String {
     format!(
         "server:\n  master_key: {MASTER}\nproviders:\n  up: {{ type: openai-compatible, base_url: \"{url}/v1\" }}\n\
          \x20 claude: {{ type: anthropic, api_key: sk-ant-test, base_url: \"{url}/v1\" }}\n\
+         \x20 gem: {{ type: gemini, api_key: gm-test, base_url: \"{url}/v1beta\" }}\n\
+         \x20 bed: {{ type: bedrock, region: us-east-1, aws_access_key_id: AKIDTEST, aws_secret_access_key: s3cr3t, base_url: \"{url}\" }}\n\
          models:\n  - name: oai\n    targets: [{{ provider: up, model: m }}]\n\
-         \x20 - name: ant\n    targets: [{{ provider: claude, model: m }}]\n",
+         \x20 - name: ant\n    targets: [{{ provider: claude, model: m }}]\n\
+         \x20 - name: gem\n    targets: [{{ provider: gem, model: m }}]\n\
+         \x20 - name: bed\n    targets: [{{ provider: bed, model: \"anthropic.m-v1:0\" }}]\n",
         url = mock.url
     )
 }
+
+const EVERY_PROTOCOL: [&str; 4] = ["oai", "ant", "gem", "bed"];
 
 async fn post_messages(gw: &Proc, body: &Value) -> reqwest::Response {
     client()
@@ -44,7 +51,7 @@ async fn sse_events(resp: reqwest::Response) -> Vec<(String, Value)> {
 async fn a_stream_that_breaks_ends_with_the_clients_own_error_event() {
     let mock = mock(&["--words", "20", "--cut-after", "6", "--chunk-delay-ms", "5"]);
     let (gw, _) = gateway(&config(&mock));
-    for model in ["oai", "ant"] {
+    for model in EVERY_PROTOCOL {
         // An Anthropic client: whatever the upstream, the break is an `error` event last.
         let body =
             json!({"model": model, "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
@@ -108,7 +115,7 @@ async fn what_a_target_cannot_do_is_a_400_in_the_callers_shape() {
 async fn usage_and_finish_reasons_map_in_every_direction() {
     let mock = mock(&["--words", "8"]);
     let (gw, _) = gateway(&config(&mock));
-    for model in ["oai", "ant"] {
+    for model in EVERY_PROTOCOL {
         for stream in [false, true] {
             // Cut by max_tokens: OpenAI says `length`, Anthropic `max_tokens`.
             let body = json!({"model": model, "max_tokens": 3, "stream": stream,
