@@ -10,6 +10,8 @@ mod chat_stream;
 mod embeddings;
 mod error;
 mod models;
+mod responses;
+mod responses_stream;
 
 pub use chat_request::{decode_chat_request, encode_chat_request};
 pub use chat_response::{decode_chat_response, encode_chat_response};
@@ -19,6 +21,11 @@ pub use embeddings::{
 };
 pub use error::{decode_error, encode_error};
 pub use models::{ModelEntry, encode_model_list};
+pub use responses::{
+    OUTPUT_ITEMS, decode_responses_request, decode_responses_response, encode_responses_request,
+    encode_responses_response,
+};
+pub use responses_stream::{ResponsesStreamDecoder, ResponsesStreamEncoder};
 
 use serde_json::{Map, Value};
 use switchyard_types::{GatewayError, JsonMap, Usage};
