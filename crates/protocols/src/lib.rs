@@ -15,7 +15,8 @@ use switchyard_types::{ChatRequest, GatewayError, Protocol};
 fn harmless(from: Protocol) -> &'static [&'static str] {
     match from {
         Protocol::OpenAi => &["store", "service_tier", "prompt_cache_key", "safety_identifier", "prediction"],
-        Protocol::Anthropic => &["service_tier", anthropic::THINKING_EXTRA],
+        // Top-level `cache_control` asks Anthropic to cache the prompt: a cost hint, not content.
+        Protocol::Anthropic => &["service_tier", "cache_control", anthropic::THINKING_EXTRA],
         Protocol::Gemini => gemini::HARMLESS,
         Protocol::Bedrock => &["serviceTier", "performanceConfig"],
     }
@@ -24,6 +25,15 @@ fn harmless(from: Protocol) -> &'static [&'static str] {
 /// Keys the codecs themselves put in `extra` maps; they describe the request, they are not the
 /// client's fields.
 const INTERNAL: &[&str] = &[anthropic::BLOCK_ORDER, anthropic::IS_ERROR, anthropic::THINKING_OFF, anthropic::DOCUMENT];
+
+/// Gemini's `responseModalities: ["TEXT"]` asks for what every protocol answers anyway (SDKs
+/// send it by default); other modalities (images, audio) cannot cross.
+fn text_only(key: &str, value: &serde_json::Value) -> bool {
+    key == "generationConfig.responseModalities"
+        && value
+            .as_array()
+            .is_some_and(|m| m.iter().all(|v| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("text"))))
+}
 
 /// Checks that a request can go to a provider of another protocol without losing what the
 /// client asked for: a field or block with no equivalent there is a 400 naming it, never a
@@ -39,9 +49,8 @@ pub fn check_translatable(req: &ChatRequest, target: Protocol) -> Result<(), Gat
             from.as_str()
         ))
     };
-    if let Some(key) =
-        req.extra.fields.keys().find(|k| !harmless(from).contains(&k.as_str()) && !INTERNAL.contains(&k.as_str()))
-    {
+    let kept = |k: &str, v: &serde_json::Value| harmless(from).contains(&k) || INTERNAL.contains(&k) || text_only(k, v);
+    if let Some(key) = req.extra.fields.iter().find(|(k, v)| !kept(k, v)).map(|(k, _)| k) {
         return Err(lost(format!("The parameter '{key}'")).with_param(key.clone()));
     }
     for (i, m) in req.messages.iter().enumerate() {
