@@ -14,8 +14,8 @@ use switchyard_types::{
     ToolChoice,
 };
 
-use super::response::tool_input;
-use super::{BLOCKS, DOCUMENT, IS_ERROR, THINKING_EXTRA, THINKING_OFF, block_kind, in_order, keep_order};
+use super::response::assistant_turn;
+use super::{BLOCKS, DOCUMENT, IS_ERROR, THINKING_EXTRA, THINKING_OFF, block_kind, keep_order};
 use crate::openai::from_object;
 
 #[derive(Deserialize)]
@@ -680,21 +680,8 @@ fn encode_messages(messages: &[Message]) -> Result<Vec<Value>, GatewayError> {
                         (None, None) => {}
                     }
                 }
-                let mut text = m.content.iter().map(encode_part).collect::<Result<Vec<_>, _>>()?;
-                if let Some(refusal) = &m.refusal {
-                    text.push(json!({"type": "text", "text": refusal}));
-                }
-                let calls = m
-                    .tool_calls
-                    .iter()
-                    .map(|c| json!({"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(&c.arguments)}))
-                    .collect();
-                let others = match m.extra.get(BLOCKS) {
-                    Some(Value::Array(others)) => others.clone(),
-                    _ => Vec::new(),
-                };
-                let groups = vec![("reasoning", reasoning), ("text", text), ("tool_call", calls), ("other", others)];
-                (Role::Assistant, in_order(&m.extra, groups))
+                let text = m.content.iter().map(encode_part).collect::<Result<Vec<_>, _>>()?;
+                (Role::Assistant, assistant_turn(m, reasoning, text))
             }
         };
         let mut blocks = blocks;

@@ -96,7 +96,7 @@ pub(crate) fn encode_blocks(m: &Message) -> Vec<Value> {
             }
         })
         .collect();
-    let mut text: Vec<Value> = m
+    let text: Vec<Value> = m
         .content
         .iter()
         .filter_map(|p| match p {
@@ -110,6 +110,12 @@ pub(crate) fn encode_blocks(m: &Message) -> Vec<Value> {
             _ => None,
         })
         .collect();
+    assistant_turn(m, reasoning, text)
+}
+
+/// An assistant turn's blocks from its reasoning and text blocks (written as the caller needs:
+/// for a request or an answer), its tool calls and the blocks kept whole, in the turn's order.
+pub(crate) fn assistant_turn(m: &Message, reasoning: Vec<Value>, mut text: Vec<Value>) -> Vec<Value> {
     if let Some(refusal) = &m.refusal {
         text.push(json!({"type": "text", "text": refusal}));
     }
