@@ -11,6 +11,7 @@ mod reload;
 pub mod runtime;
 mod server;
 mod surfaces;
+mod tokens;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -158,3 +158,28 @@ async fn usage_and_finish_reasons_map_in_every_direction() {
         }
     }
 }
+
+#[tokio::test]
+async fn near_a_context_window_openai_models_are_counted_with_their_tokenizer() {
+    let mock = mock(&[]);
+    let cfg = format!(
+        "server:\n  master_key: {MASTER}\nproviders:\n  o: {{ type: openai, api_key: sk-test, base_url: \"{url}/v1\" }}\n\
+         models:\n  - name: small\n    targets: [{{ provider: o, model: gpt-4o, context_window: 100 }}]\n    context_fallbacks: [big]\n\
+         \x20 - name: big\n    targets: [{{ provider: o, model: gpt-4o-big }}]\n",
+        url = mock.url
+    );
+    let (gw, _) = gateway(&cfg);
+    // 300 characters estimate at 79 tokens, which would fit; gpt-4o's tokenizer counts 150 " a"
+    // tokens and framing, which do not.
+    let text = "a ".repeat(150);
+    let body = json!({"model": "small", "messages": [{"role": "user", "content": text.trim_end()}]});
+    let resp = post(&format!("{}/v1/chat/completions", gw.url), Some(MASTER), &body).await;
+    assert_eq!(resp.status(), 200);
+    let served = resp.headers().get("x-switchyard-model").and_then(|v| v.to_str().ok()).map(str::to_string);
+    assert_eq!(served.as_deref(), Some("gpt-4o-big"), "the exact count sends it to the context fallback");
+    // Short prompts are not tokenized, and fit.
+    let body = json!({"model": "small", "messages": [{"role": "user", "content": "hello there"}]});
+    let resp = post(&format!("{}/v1/chat/completions", gw.url), Some(MASTER), &body).await;
+    let served = resp.headers().get("x-switchyard-model").and_then(|v| v.to_str().ok()).map(str::to_string);
+    assert_eq!(served.as_deref(), Some("gpt-4o"));
+}

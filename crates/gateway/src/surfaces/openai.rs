@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use switchyard_policy::{BudgetHold, BudgetRefusal, Limits, Principal, Scope, authorize_model, nanos};
 use switchyard_protocols::{anthropic, openai, sse};
-use switchyard_providers::{ChatOutcome, EventStream, StreamItem};
+use switchyard_providers::{ChatOutcome, EventStream, ProviderType, StreamItem};
 use switchyard_router::{
     Attempt, Caller, Demand, Execution, InFlight, ModelRoute, Plan, Price, RequestView, Target, apply_rules, execute,
     execute_avoiding,
@@ -35,6 +35,10 @@ use crate::{AppState, RequestId};
 trait Routable {
     fn model(&self) -> &str;
     fn demand(&self) -> Demand;
+    /// The chat request, for an exact token count where the estimate is not enough.
+    fn chat(&self) -> Option<&ChatRequest> {
+        None
+    }
     fn user(&self) -> Option<&str>;
     fn stream(&self) -> bool;
 }
@@ -42,6 +46,9 @@ trait Routable {
 impl Routable for ChatRequest {
     fn model(&self) -> &str {
         &self.model
+    }
+    fn chat(&self) -> Option<&ChatRequest> {
+        Some(self)
     }
     fn demand(&self) -> Demand {
         Demand { input_tokens: self.estimated_input_tokens(), max_tokens: self.sampling.max_tokens }
@@ -121,7 +128,17 @@ async fn admit<R: Routable>(
     for alt in &alternatives {
         authorize_model(&principal, alt)?;
     }
-    let demand = req.demand();
+    let mut demand = req.demand();
+    if let Some(chat) = req.chat()
+        && let Some(tokenizer_model) = near_an_openai_window(rt, req.model(), &demand)
+    {
+        // Near the edge the estimate could send the request to a model it does not fit, or away
+        // from one it does: count with the model's own tokenizer, off the async threads.
+        let owned = chat.clone();
+        if let Ok(n) = tokio::task::spawn_blocking(move || crate::tokens::openai(&tokenizer_model, &owned)).await {
+            demand.input_tokens = n;
+        }
+    }
     let scopes = limit_scopes(rt, &principal, req.model(), meta.user.as_deref());
     if !scopes.is_empty() {
         let estimate = demand.input_tokens.saturating_add(demand.max_tokens.unwrap_or(0));
@@ -174,6 +191,17 @@ async fn admit<R: Routable>(
         }
     }
     Ok(Admitted { raw, req, plan })
+}
+
+/// The model of an OpenAI target of `model` whose context window the estimated request comes
+/// within a quarter of (or passes), if any: there, the estimate is not good enough to route on.
+fn near_an_openai_window(rt: &Runtime, model: &str, demand: &Demand) -> Option<String> {
+    let needed = demand.input_tokens.saturating_add(demand.max_tokens.unwrap_or(0));
+    rt.catalogue.route(model)?.targets.iter().find_map(|t| {
+        let window = t.context_window?;
+        let openai = matches!(t.provider.kind, ProviderType::Openai | ProviderType::AzureOpenai);
+        (openai && needed.saturating_mul(4) >= window.saturating_mul(3)).then(|| t.model.clone())
+    })
 }
 
 /// The rate-limit scopes a request counts against, the ones with limits only: its key, its
