@@ -314,31 +314,41 @@ async fn post_json(
 /// A provider's non-2xx answer as the error the router sees: the provider's status, message and
 /// `retry-after`, in its protocol's shape; its key told how it fared.
 async fn refusal(provider: &Provider, resp: reqwest::Response, key: Option<usize>, deadline: Instant) -> GatewayError {
-    let status = resp.status();
+    let status = resp.status().as_u16();
     let after = retry_after(resp.headers());
-    if let Some(key) = key {
-        provider.report_key(key, status.as_u16(), after);
-    }
-    if matches!(status.as_u16(), 401 | 403) {
-        // The provider refused the gateway's credential (401) or what it may use (403). Its
-        // message may quote the key, and the client would read the status as a verdict on its
-        // own key: neither goes out.
-        let (code, what) = match status.as_u16() {
-            401 => (UPSTREAM_AUTH_ERROR, "refused the gateway's credentials (401)"),
-            _ => (UPSTREAM_FORBIDDEN, "refused the request with 403 (the gateway's account may not use this model)"),
-        };
-        let mut e = GatewayError::upstream(502, format!("provider '{}' {what}", provider.name)).with_code(code);
-        e.kind = ErrorKind::Unavailable;
-        return e;
-    }
     let error_type = resp.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let body = read_body(&provider.name, resp, deadline).await.unwrap_or_default();
-    let status = status.as_u16();
-    match provider.protocol() {
-        Protocol::Anthropic => anthropic::decode_error(status, &body, after),
-        Protocol::Gemini => gemini::decode_error(status, &body, after),
-        Protocol::Bedrock => bedrock::decode_error(status, &body, error_type.as_deref(), after),
-        Protocol::OpenAi => openai::decode_error(status, &body, after),
+    // A 401 or 403 is never read: its message may quote the key.
+    let decoded = if matches!(status, 401 | 403) {
+        None
+    } else {
+        let body = read_body(&provider.name, resp, deadline).await.unwrap_or_default();
+        Some(match provider.protocol() {
+            Protocol::Anthropic => anthropic::decode_error(status, &body, after),
+            Protocol::Gemini => gemini::decode_error(status, &body, after),
+            Protocol::Bedrock => bedrock::decode_error(status, &body, error_type.as_deref(), after),
+            Protocol::OpenAi => openai::decode_error(status, &body, after),
+        })
+    };
+    // Gemini refuses a bad key with a 400 (`API_KEY_INVALID`): the same verdict as a 401.
+    let refused_key = status == 401 || decoded.as_ref().is_some_and(|e| e.kind == ErrorKind::Authentication);
+    if let Some(key) = key {
+        provider.report_key(key, if refused_key { 401 } else { status }, after);
+    }
+    match decoded {
+        Some(e) if !refused_key => e,
+        _ => {
+            // The provider refused the gateway's credential or what it may use. The client would
+            // read a 401/403 as a verdict on its own key: neither the status nor the message goes
+            // out.
+            let (code, what) = if refused_key {
+                (UPSTREAM_AUTH_ERROR, "refused the gateway's credentials")
+            } else {
+                (UPSTREAM_FORBIDDEN, "refused the request with 403 (the gateway's account may not use this model)")
+            };
+            let mut e = GatewayError::upstream(502, format!("provider '{}' {what}", provider.name)).with_code(code);
+            e.kind = ErrorKind::Unavailable;
+            e
+        }
     }
 }
 

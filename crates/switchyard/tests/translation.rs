@@ -183,3 +183,24 @@ async fn near_a_context_window_openai_models_are_counted_with_their_tokenizer() 
     let served = resp.headers().get("x-switchyard-model").and_then(|v| v.to_str().ok()).map(str::to_string);
     assert_eq!(served.as_deref(), Some("gpt-4o"));
 }
+
+#[tokio::test]
+async fn a_bad_provider_key_is_retired_whatever_status_the_protocol_refuses_it_with() {
+    // Gemini refuses a bad key with 400 API_KEY_INVALID, not 401: the gateway must still see a
+    // refused credential, rotate to the next key, and hide the refusal from the client.
+    let mock = mock(&["--deny-key", "gm-bad-key"]);
+    let cfg = format!(
+        "server:\n  master_key: {MASTER}\nproviders:\n  gem: {{ type: gemini, api_keys: [gm-bad-key, gm-good-key], base_url: \"{url}/v1beta\" }}\n\
+         models:\n  - name: gem\n    targets: [{{ provider: gem, model: m }}]\n",
+        url = mock.url
+    );
+    let (gw, _) = gateway(&cfg);
+    for _ in 0..4 {
+        let body = json!({"model": "gem", "messages": [{"role": "user", "content": "hi"}]});
+        let resp = post(&format!("{}/v1/chat/completions", gw.url), Some(MASTER), &body).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let keys = mock_stats(&mock).await["keys"].clone();
+    assert_eq!(keys["gm-bad-key"], 1, "retired after its first refusal: {keys}");
+    assert_eq!(keys["gm-good-key"], 4, "{keys}");
+}

@@ -137,6 +137,13 @@ async fn intake(mock: &Mock, req: Request, protocol: Protocol) -> Result<(Faults
         _ => error_response(status, retry_after, code),
     };
     if faults.deny_key.is_some() && bearer == faults.deny_key {
+        // Google refuses a bad key with a 400 that names the reason; everyone else with a 401.
+        if protocol == Protocol::Gemini {
+            let body = json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
+                "status": "INVALID_ARGUMENT", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}});
+            return Err((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
+        }
         return Err(refuse(401, None, Some("invalid_api_key")));
     }
     let rate_fault = every(n, faults.error_rate);
