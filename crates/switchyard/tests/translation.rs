@@ -204,3 +204,35 @@ async fn a_bad_provider_key_is_retired_whatever_status_the_protocol_refuses_it_w
     assert_eq!(keys["gm-bad-key"], 1, "retired after its first refusal: {keys}");
     assert_eq!(keys["gm-good-key"], 4, "{keys}");
 }
+
+#[tokio::test]
+async fn an_anthropic_clients_broken_stream_is_continued_on_another_target() {
+    let breaks = mock(&["--words", "30", "--cut-after", "8", "--chunk-delay-ms", "5"]);
+    let good = mock(&[]);
+    for kind in ["anthropic", "openai-compatible"] {
+        let cfg = format!(
+            "server:\n  master_key: {MASTER}\nproviders:\n  breaks: {{ type: {kind}, api_key: k, base_url: \"{}/v1\" }}\n\
+             \x20 good: {{ type: {kind}, api_key: k, base_url: \"{}/v1\" }}\n\
+             models:\n  - name: m\n    targets:\n      - {{ provider: breaks, model: a }}\n      - {{ provider: good, model: b, tier: 2 }}\n    recover_streams: true\n",
+            breaks.url, good.url
+        );
+        let (gw, _) = gateway(&cfg);
+        let before = mock_stats(&good).await["requests"].as_u64().unwrap_or(0);
+        let body = json!({"model": "m", "max_tokens": 100, "stream": true, "messages": [{"role": "user", "content": "go on"}]});
+        let events = sse_events(post_messages(&gw, &body).await).await;
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(!names.contains(&"error"), "{kind}: {names:?}");
+        assert_eq!(names.iter().filter(|n| **n == "message_start").count(), 1, "{kind}: one message: {names:?}");
+        assert_eq!(names.last(), Some(&"message_stop"), "{kind}: {names:?}");
+        // One text block, opened once, closed once, holding both the broken part and the rest.
+        assert_eq!(names.iter().filter(|n| **n == "content_block_start").count(), 1, "{kind}: {names:?}");
+        let text: String = events
+            .iter()
+            .filter(|(n, d)| n == "content_block_delta" && d["index"] == 0)
+            .filter_map(|(_, d)| d["delta"]["text"].as_str())
+            .collect();
+        assert!(text.split_whitespace().count() > 5, "{kind}: {text}");
+        let after = mock_stats(&good).await["requests"].as_u64().unwrap_or(0);
+        assert_eq!(after, before + 1, "{kind}: the rest came from the other target");
+    }
+}

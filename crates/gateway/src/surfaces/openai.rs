@@ -400,8 +400,7 @@ pub(super) async fn chat(
                 _ => ClientWire::openai(req.stream_usage),
             };
             let relay = Relay::new(wire, passthrough, capture, target.price);
-            // Continuing a broken stream is done for OpenAI clients only so far.
-            let recover = surface == Protocol::OpenAi && route.recover_streams && continuable(&req);
+            let recover = route.recover_streams && continuable(&req);
             let recovery = recover.then(|| Recovery { state: state.clone(), req, plan, used: false });
             let mut resp = Response::new(sse_body(events, target, relay, recovery, observed));
             let h = resp.headers_mut();
@@ -754,7 +753,12 @@ impl Relay {
                     out.push(sse::encode(None, priced.as_deref().unwrap_or(&raw)));
                 }
             }
-            (ClientWire::Anthropic { stop_sequence, .. }, Some(raw)) if self.passthrough => {
+            (ClientWire::Anthropic { stop_sequence, encoder }, Some(raw)) if self.passthrough => {
+                // The encoder follows what the client receives (its output is not sent), so a
+                // continuation written by it goes on in the same block.
+                for ev in &item.events {
+                    drop(encoder.encode(ev));
+                }
                 // Anthropic names each event by its data's `type`.
                 let mut data: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
                 let name = data.get("type").and_then(Value::as_str).unwrap_or("message").to_string();
