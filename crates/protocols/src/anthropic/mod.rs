@@ -94,6 +94,37 @@ pub(crate) fn in_order(extra: &switchyard_types::JsonMap, mut groups: Vec<(&'sta
     out
 }
 
+/// Claude's thinking budget for another protocol's reasoning effort; Anthropic needs at least
+/// 1,024. Shared with Bedrock, so a Claude model thinks as long whichever protocol serves it.
+pub(crate) fn effort_budget(effort: &str) -> Result<u64, switchyard_types::GatewayError> {
+    Ok(match effort {
+        "minimal" | "low" => 1024,
+        "medium" => 4096,
+        "high" => 16_384,
+        "xhigh" => 32_768,
+        other => {
+            return Err(switchyard_types::GatewayError::invalid(format!(
+                "reasoning effort '{other}' has no thinking budget for Claude models"
+            ))
+            .with_param("reasoning_effort"));
+        }
+    })
+}
+
+/// Adds a request's `output_config.effort` to its reasoning; an effort without thinking is
+/// marked (`THINKING_OFF`) so the same protocol gets back what it sent.
+pub(crate) fn add_effort(
+    reasoning: &mut Option<switchyard_types::ReasoningConfig>,
+    extra: &mut switchyard_types::JsonMap,
+    effort: String,
+) {
+    if reasoning.is_none() {
+        extra.insert(THINKING_OFF.into(), Value::Bool(true));
+    }
+    reasoning.get_or_insert(switchyard_types::ReasoningConfig { effort: None, budget_tokens: None }).effort =
+        Some(effort);
+}
+
 pub(crate) fn finish_from(reason: &str) -> FinishReason {
     match reason {
         "end_turn" | "stop_sequence" => FinishReason::Stop,

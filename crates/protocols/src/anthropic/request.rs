@@ -15,7 +15,9 @@ use switchyard_types::{
 };
 
 use super::response::assistant_turn;
-use super::{BLOCKS, DOCUMENT, IS_ERROR, THINKING_EXTRA, THINKING_OFF, block_kind, keep_order};
+use super::{
+    BLOCKS, DOCUMENT, IS_ERROR, THINKING_EXTRA, THINKING_OFF, add_effort, block_kind, effort_budget, keep_order,
+};
 use crate::openai::from_object;
 
 #[derive(Deserialize)]
@@ -187,12 +189,7 @@ pub fn decode_messages_request(body: &JsonMap, needs_max_tokens: bool) -> Result
     let mut response_format = None;
     if let Some(oc) = wire.output_config {
         if let Some(effort) = oc.effort {
-            if reasoning.is_none() {
-                // Effort without thinking: the IR's reasoning says "effort", the marker says
-                // "but no thinking block", so the same protocol gets back what it sent.
-                extra.insert(THINKING_OFF.into(), Value::Bool(true));
-            }
-            reasoning.get_or_insert(ReasoningConfig { effort: None, budget_tokens: None }).effort = Some(effort);
+            add_effort(&mut reasoning, &mut extra, effort);
         }
         if let Some(format) = oc.format {
             response_format = Some(decode_format(&format)?);
@@ -580,21 +577,6 @@ pub fn encode_messages_request(req: &ChatRequest, model: &str) -> Result<JsonMap
         }
     }
     Ok(body)
-}
-
-fn effort_budget(effort: &str) -> Result<u64, GatewayError> {
-    Ok(match effort {
-        "minimal" | "low" => 1024,
-        "medium" => 4096,
-        "high" => 16_384,
-        "xhigh" => 32_768,
-        other => {
-            return Err(invalid(
-                "reasoning_effort".into(),
-                format!("reasoning effort '{other}' has no Anthropic thinking budget"),
-            ));
-        }
-    })
 }
 
 fn encode_cache(c: &CacheMarker) -> Value {

@@ -19,7 +19,7 @@ use super::content::{
     string, string_field, user_blocks,
 };
 use super::{SYSTEM_TOOLS, merge_missing};
-use crate::anthropic::THINKING_OFF;
+use crate::anthropic::{THINKING_OFF, add_effort, effort_budget};
 use crate::openai::from_object;
 
 #[derive(Deserialize)]
@@ -109,11 +109,7 @@ pub fn decode_converse_request(body: &JsonMap, model: &str) -> Result<ChatReques
     let mut response_format = None;
     if let Some(oc) = wire.output_config {
         if let Some(effort) = oc.effort {
-            if reasoning.is_none() {
-                // Effort without thinking: the marker keeps the thinking off for Bedrock.
-                extra.insert(THINKING_OFF.into(), Value::Bool(true));
-            }
-            reasoning.get_or_insert(ReasoningConfig { effort: None, budget_tokens: None }).effort = Some(effort);
+            add_effort(&mut reasoning, &mut extra, effort);
         }
         if let Some(tf) = &oc.text_format {
             response_format = Some(decode_text_format(tf)?);
@@ -498,23 +494,6 @@ fn encode_reasoning(
         output.insert("effort".into(), effort.clone().into());
     }
     Ok(if let Thinking::Budget(b) = thinking { Some(b) } else { None })
-}
-
-/// The thinking budget for an effort: the Anthropic codec's table, so that a Claude model thinks
-/// as long whichever protocol serves it.
-fn effort_budget(effort: &str) -> Result<u64, GatewayError> {
-    Ok(match effort {
-        "minimal" | "low" => 1024,
-        "medium" => 4096,
-        "high" => 16_384,
-        "xhigh" => 32_768,
-        other => {
-            return Err(invalid(
-                "reasoning_effort",
-                format!("reasoning effort '{other}' has no thinking budget for Bedrock models"),
-            ));
-        }
-    })
 }
 
 /// Converse has no "none" tool choice. Without tools in the conversation, leaving the tools out
