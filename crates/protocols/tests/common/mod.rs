@@ -33,56 +33,15 @@ pub fn text_of(v: Option<&Value>) -> Option<String> {
 
 /// Reads go-vcr (envoy) and vcrpy (mirascope, pydantic) cassettes. Gzip bodies are skipped.
 pub fn cassette(path: &PathBuf) -> Vec<Exchange> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let opts = serde_saphyr::options! { ignore_binary_tag_for_string: true };
-    let doc: Value =
-        serde_saphyr::from_str_with_options(&text, opts).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-    let mut out = Vec::new();
-    for i in doc["interactions"].as_array().into_iter().flatten() {
-        let (req, resp) = (&i["request"], &i["response"]);
-        let gzip = resp["headers"].as_object().is_some_and(|h| {
-            h.iter().any(|(k, v)| k.eq_ignore_ascii_case("content-encoding") && v.to_string().contains("gzip"))
-        });
-        let request = req
-            .get("parsed_body")
-            .cloned()
-            .or_else(|| text_of(req.get("body")).and_then(|b| serde_json::from_str(&b).ok()));
-        let body = if let Some(p) = resp.get("parsed_body") {
-            Some(p.to_string())
-        } else if let Some(s) = resp["body"].get("string") {
-            text_of(Some(s))
-        } else {
-            text_of(resp.get("body"))
-        };
-        let status = resp["code"].as_u64().or_else(|| resp["status"]["code"].as_u64()).unwrap_or(0) as u16;
-        let (Some(body), false) = (body, gzip) else { continue };
-        out.push(Exchange {
-            file: file.clone(),
-            url: text_of(req.get("uri").or(req.get("url"))).unwrap_or_default(),
-            request,
-            status,
-            body,
-        });
-    }
-    out
+    read_cassette(path, false)
 }
 
-pub fn all_exchanges(dir: &str, prefix: &str) -> Vec<Exchange> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(fixtures().join(dir))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-            name.ends_with(".yaml") && name.starts_with(prefix)
-        })
-        .collect();
-    paths.sort();
-    paths.iter().flat_map(cassette).collect()
-}
-
-/// Reads a vcrpy cassette like `cassette`, but also the bodies stored gzipped (base64 `!!binary`).
+/// Reads a cassette like `cassette`, but also the bodies stored gzipped (base64 `!!binary`).
 pub fn gzip_cassette(path: &PathBuf) -> Vec<Exchange> {
+    read_cassette(path, true)
+}
+
+fn read_cassette(path: &PathBuf, inflate_gzip: bool) -> Vec<Exchange> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let opts = serde_saphyr::options! { ignore_binary_tag_for_string: true };
     let doc: Value =
@@ -98,23 +57,37 @@ pub fn gzip_cassette(path: &PathBuf) -> Vec<Exchange> {
             .get("parsed_body")
             .cloned()
             .or_else(|| text_of(req.get("body")).and_then(|b| serde_json::from_str(&b).ok()));
-        let body = match (resp.get("parsed_body"), text_of(resp["body"].get("string"))) {
+        let stored = match resp["body"].get("string") {
+            Some(s) => text_of(Some(s)),
+            None => text_of(resp.get("body")),
+        };
+        let body = match (resp.get("parsed_body"), stored) {
             (Some(parsed), _) => parsed.to_string(),
-            (None, Some(stored)) if gzip => {
+            (None, Some(stored)) if gzip && inflate_gzip => {
                 String::from_utf8(inflate::gunzip(&inflate::base64(&stored))).unwrap_or_else(|e| panic!("{file}: {e}"))
             }
+            (None, Some(_)) if gzip => continue,
             (None, Some(stored)) => stored,
             (None, None) => continue,
         };
-        let status = resp["status"]["code"].as_u64().or_else(|| resp["code"].as_u64()).unwrap_or(0) as u16;
+        let status = resp["code"].as_u64().or_else(|| resp["status"]["code"].as_u64()).unwrap_or(0) as u16;
         let url = text_of(req.get("uri").or(req.get("url"))).unwrap_or_default();
         out.push(Exchange { file: file.clone(), url, request, status, body });
     }
     out
 }
 
+/// Every exchange of the cassettes in `dir` named `prefix*.yaml`, gzipped bodies skipped.
+pub fn all_exchanges(dir: &str, prefix: &str) -> Vec<Exchange> {
+    cassette_paths(dir, prefix).iter().flat_map(cassette).collect()
+}
+
 /// Every exchange of the cassettes in `dir` named `prefix*.yaml`, gzipped bodies inflated.
 pub fn gzip_exchanges(dir: &str, prefix: &str) -> Vec<Exchange> {
+    cassette_paths(dir, prefix).iter().flat_map(gzip_cassette).collect()
+}
+
+fn cassette_paths(dir: &str, prefix: &str) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(fixtures().join(dir))
         .unwrap_or_else(|e| panic!("{e}"))
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -124,7 +97,7 @@ pub fn gzip_exchanges(dir: &str, prefix: &str) -> Vec<Exchange> {
         })
         .collect();
     paths.sort();
-    paths.iter().flat_map(gzip_cassette).collect()
+    paths
 }
 
 /// Base64 and gunzip, just enough to read the recordings stored gzipped.
