@@ -759,23 +759,23 @@ impl Relay {
                 for ev in &item.events {
                     drop(encoder.encode(ev));
                 }
-                // Anthropic names each event by its data's `type`.
-                let mut data: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
-                let name = data.get("type").and_then(Value::as_str).unwrap_or("message").to_string();
-                if let Some(s) = data.pointer("/delta/stop_sequence").and_then(Value::as_str) {
-                    *stop_sequence = Some(s.to_string());
-                }
-                let cost = priced_usage(price, &item.events).or_else(|| {
-                    // The final usage arrives with `message_delta`; price what is known by then.
-                    (name == "message_delta").then(|| price.zip(self.usage).map(|(p, u)| p.cost(&u).total)).flatten()
-                });
-                match cost {
-                    Some(usd) if name == "message_delta" => {
-                        add_cost(&mut data, usd);
-                        out.push(sse::encode(Some(&name), &data.to_string()));
+                // Anthropic names each event by its data's `type`; only `message_delta` (the stop
+                // sequence, and the usage the cost is added to) is read again.
+                let name = event_name(&raw);
+                let priced = match (name.as_str(), priced_usage(price, &item.events)) {
+                    ("message_delta", cost) => {
+                        let mut data: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+                        if let Some(s) = data.pointer("/delta/stop_sequence").and_then(Value::as_str) {
+                            *stop_sequence = Some(s.to_string());
+                        }
+                        cost.map(|usd| {
+                            add_cost(&mut data, usd);
+                            data.to_string()
+                        })
                     }
-                    _ => out.push(sse::encode(Some(&name), &raw)),
-                }
+                    _ => None,
+                };
+                out.push(sse::encode(Some(&name), priced.as_deref().unwrap_or(&raw)));
                 if name == "message_stop" || name == "error" {
                     self.ended = true;
                 }
@@ -807,6 +807,16 @@ impl Relay {
         self.bytes_sent += out.iter().map(|f| f.len() as u64).sum::<u64>();
         out
     }
+}
+
+/// An Anthropic event's name: its data's `type`, read without parsing the whole event.
+fn event_name(raw: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Typed<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_str::<Typed>(raw).map_or_else(|_| "message".to_string(), |t| t.kind.into_owned())
 }
 
 /// The cost of the usage in these events, when the target is priced.

@@ -137,8 +137,10 @@ impl EventDecoder {
                 if let Some(reason) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
                     out.push(StreamEvent::Finish { choice: 0, reason: finish_from(reason) });
                 }
+                // The usage is whole here (`message_stop` carries none), so it is priced with
+                // this event.
+                out.push(StreamEvent::Usage(self.usage));
             }
-            "message_stop" => out.push(StreamEvent::Usage(self.usage)),
             "error" => {
                 let e = v.get("error").unwrap_or(&v);
                 let status = match e.get("type").and_then(Value::as_str) {
@@ -149,7 +151,7 @@ impl EventDecoder {
                 };
                 out.push(StreamEvent::Error(super::error::decode_error_value(e, status)));
             }
-            // `ping`, and events added later.
+            // `message_stop`, `ping`, and events added later.
             _ => {}
         }
         Ok(out)
