@@ -296,12 +296,13 @@ impl Budgets {
 
     /// Reserves `amount` under every scope, or under none.
     pub fn reserve(&self, scopes: &[BudgetScope], amount: Nanos, now_us: i64) -> Result<Reservation, BudgetRefused> {
-        let ledgers: Vec<_> = scopes.iter().map(|s| self.ledger(s.id())).collect();
+        let ids: Vec<String> = scopes.iter().map(BudgetScope::id).collect();
+        let ledgers: Vec<_> = ids.iter().map(|id| self.ledger(id.clone())).collect();
         // Lock in one order (by scope id) so two requests over the same scopes cannot deadlock
         // and all scopes are checked and charged as one step.
         let mut order: Vec<usize> = (0..scopes.len()).collect();
-        order.sort_by_key(|&i| scopes[i].id());
-        order.dedup_by_key(|i| scopes[*i].id());
+        order.sort_by(|&a, &b| ids[a].cmp(&ids[b]));
+        order.dedup_by(|a, b| ids[*a] == ids[*b]);
         let mut guards: Vec<_> = order.iter().map(|&i| (i, lock(&ledgers[i]))).collect();
         for (i, ledger) in &mut guards {
             let scope = &scopes[*i];
