@@ -540,10 +540,17 @@ fn sse_body(
                             observed.stream_broke(why);
                         }
                     }
+                    // The continuation is boxed: inline, its routing future (7 KB) would sit in
+                    // every open stream's state, used or not.
                     if error.is_some()
                         && p.relay.continuable()
-                        && let Some((next, target)) =
-                            continue_stream(&mut p.recovery, &p.target, &p.relay.text_sent, p.observed.as_mut()).await
+                        && let Some((next, target)) = Box::pin(continue_stream(
+                            &mut p.recovery,
+                            &p.target,
+                            &p.relay.text_sent,
+                            p.observed.as_mut(),
+                        ))
+                        .await
                     {
                         p.current = next;
                         p.relay.price = target.price;
