@@ -29,6 +29,10 @@ const MAX_BATCH: usize = 1000;
 /// few large ones; at low load it only delays a record's arrival in the log by this much.
 const LINGER: Duration = Duration::from_millis(50);
 
+/// How often a lingering writer looks at the queue. Between looks the queue holds what a busy
+/// gateway answers in this time (2,000 records at 200,000 requests/s), far under its bound.
+const LINGER_TICK: Duration = Duration::from_millis(10);
+
 /// Batches waiting for the trace exporter; a slow collector costs spans, never records.
 const EXPORT_QUEUE: usize = 64;
 
@@ -202,14 +206,25 @@ impl Writer {
     }
 
     /// Adds what arrives within `LINGER` to the batch, up to its size; a shutdown cuts it short.
+    /// The queue is looked at every `LINGER_TICK` rather than waited on, so a busy gateway wakes
+    /// the writer a few times per batch instead of once per request (each wake was a context
+    /// switch on the request path's cores).
     async fn linger(&mut self, rx: &mut mpsc::Receiver<RequestRecord>, batch: &mut Vec<RequestRecord>) {
-        let until = tokio::time::sleep(LINGER);
-        tokio::pin!(until);
-        while batch.len() < MAX_BATCH {
-            let room = MAX_BATCH - batch.len();
+        let until = Instant::now() + LINGER;
+        loop {
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+            }
+            let now = Instant::now();
+            if batch.len() >= MAX_BATCH || now >= until {
+                return;
+            }
             tokio::select! {
-                n = rx.recv_many(batch, room) => if n == 0 { return },
-                () = &mut until => return,
+                () = tokio::time::sleep_until(until.min(now + LINGER_TICK)) => {}
                 _ = self.stopping.changed() => return,
             }
         }
