@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
-use switchyard_providers::ProviderSpec;
+use switchyard_providers::{ProviderSpec, StreamStart};
 use switchyard_types::CaptureMode;
 
 /// The whole `switchyard.yaml`. Unknown keys are errors: a typo must not silently disable a limit.
@@ -213,6 +213,10 @@ pub struct ModelConfig {
     /// Continue a broken stream on another target (see docs/routing.md for when this is sound).
     #[serde(default)]
     pub recover_streams: bool,
+    /// When a client's stream begins: at the upstream's first token (`first_token`, so failures
+    /// before it move to another target unseen) or at its first event (`immediately`).
+    #[serde(default)]
+    pub stream_start: StreamStart,
     /// Limits on the model as a whole, over every key.
     #[serde(default)]
     pub limits: Option<LimitsConfig>,

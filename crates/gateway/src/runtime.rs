@@ -424,6 +424,7 @@ fn build_route(
     route.timeouts = timeouts;
     route.hedge = hedge;
     route.recover_streams = m.recover_streams;
+    route.stream_start = m.stream_start;
     Ok(route)
 }
 

@@ -4,6 +4,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
 use serde_json::Value;
 use switchyard_protocols::{anthropic, bedrock, gemini, openai, sse};
 use switchyard_types::{
@@ -37,8 +38,24 @@ pub struct StreamItem {
 /// dropping it closes the upstream connection at once.
 pub type EventStream = Pin<Box<dyn Stream<Item = StreamItem> + Send>>;
 
+/// When a stream attempt has answered, and so when the client's stream begins.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamStart {
+    /// At the upstream's first content event (text, tool call, reasoning, refusal or finish).
+    /// Until then the client has seen nothing, so an error, a break or a late first token
+    /// moves to the next target unseen.
+    #[default]
+    FirstToken,
+    /// At the upstream's first event of any kind (OpenAI's role chunk, Anthropic's
+    /// `message_start`): the client's stream begins as soon as the upstream's does, and a
+    /// failure after that is a mid-stream one.
+    Immediately,
+}
+
 /// Sends a chat request. `passthrough` is the client's own body when it spoke this provider's
 /// protocol: it goes upstream unchanged but for the model, so fields the IR does not know survive.
+/// A stream is returned once it has begun as `start` says.
 pub async fn chat(
     client: &UpstreamClient,
     provider: &Provider,
@@ -46,6 +63,7 @@ pub async fn chat(
     req: &ChatRequest,
     passthrough: Option<&JsonMap>,
     timeouts: &Timeouts,
+    start: StreamStart,
 ) -> Result<ChatOutcome, GatewayError> {
     let started = Instant::now();
     let deadline = started + timeouts.total;
@@ -54,7 +72,7 @@ pub async fn chat(
         switchyard_protocols::check_translatable(req, protocol)?;
     }
     if protocol == Protocol::Bedrock {
-        return bedrock_chat(client, provider, model, req, timeouts, started).await;
+        return bedrock_chat(client, provider, model, req, timeouts, started, start).await;
     }
     let mut body = match (passthrough, protocol) {
         (Some(raw), _) => {
@@ -98,7 +116,7 @@ pub async fn chat(
     }
     let framing = Framing::Sse(sse::SseDecoder::default());
     let stream = event_stream(provider.name.clone(), resp, framing, Chunks::of(protocol), *timeouts, deadline);
-    first_token(&provider.name, stream, started + timeouts.first_token.min(timeouts.total))
+    stream_begins(&provider.name, stream, started + timeouts.first_token.min(timeouts.total), start)
         .await
         .map(ChatOutcome::Stream)
 }
@@ -112,6 +130,7 @@ async fn bedrock_chat(
     req: &ChatRequest,
     timeouts: &Timeouts,
     started: Instant,
+    start: StreamStart,
 ) -> Result<ChatOutcome, GatewayError> {
     let deadline = started + timeouts.total;
     let body = bedrock::encode_converse_request(req)?;
@@ -130,7 +149,7 @@ async fn bedrock_chat(
     let framing = Framing::Aws(aws::eventstream::Decoder::new());
     let chunks = Chunks::Bedrock(bedrock::StreamDecoder::new(model));
     let stream = event_stream(provider.name.clone(), resp, framing, chunks, *timeouts, deadline);
-    first_token(&provider.name, stream, started + timeouts.first_token.min(timeouts.total))
+    stream_begins(&provider.name, stream, started + timeouts.first_token.min(timeouts.total), start)
         .await
         .map(ChatOutcome::Stream)
 }
@@ -182,10 +201,16 @@ async fn post_signed(
     Err(refusal(provider, resp, None, deadline).await)
 }
 
-/// Waits for a stream's first content (text, tool call, reasoning, refusal or finish) and returns
-/// the stream with what was read put back in front. Until then nothing has reached the client, so
-/// an error or a late first token fails the attempt and the router may try the next target.
-async fn first_token(provider: &str, mut stream: EventStream, by: Instant) -> Result<EventStream, GatewayError> {
+/// Waits for a stream to begin as `start` says (by default its first content: text, tool call,
+/// reasoning, refusal or finish) and returns the stream with what was read put back in front.
+/// Until then nothing has reached the client, so an error or a late first token fails the
+/// attempt and the router may try the next target.
+async fn stream_begins(
+    provider: &str,
+    mut stream: EventStream,
+    by: Instant,
+    start: StreamStart,
+) -> Result<EventStream, GatewayError> {
     let mut head = Vec::new();
     loop {
         let item = tokio::time::timeout_at(by, stream.next()).await.map_err(|_| {
@@ -200,17 +225,8 @@ async fn first_token(provider: &str, mut stream: EventStream, by: Instant) -> Re
         if let Some(StreamEvent::Error(e)) = item.events.iter().find(|e| matches!(e, StreamEvent::Error(_))) {
             return Err(e.clone());
         }
-        let content = item.events.iter().any(|e| {
-            matches!(
-                e,
-                StreamEvent::Text { .. }
-                    | StreamEvent::ToolCall { .. }
-                    | StreamEvent::Reasoning { .. }
-                    | StreamEvent::RedactedReasoning { .. }
-                    | StreamEvent::Refusal { .. }
-                    | StreamEvent::Finish { .. }
-            )
-        });
+        let begun = start == StreamStart::Immediately && !item.events.is_empty();
+        let content = begun || item.events.iter().any(StreamEvent::is_content);
         head.push(item);
         if content {
             break;

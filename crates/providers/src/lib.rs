@@ -8,7 +8,8 @@ pub mod mock;
 mod provider;
 
 pub use call::{
-    ChatOutcome, EventStream, StreamItem, UPSTREAM_AUTH_ERROR, UPSTREAM_FORBIDDEN, chat, count_tokens, embeddings,
+    ChatOutcome, EventStream, StreamItem, StreamStart, UPSTREAM_AUTH_ERROR, UPSTREAM_FORBIDDEN, chat, count_tokens,
+    embeddings,
 };
 pub use client::{Timeouts, UpstreamClient};
 pub use provider::{HealthCheckSpec, Provider, ProviderSpec, ProviderType};

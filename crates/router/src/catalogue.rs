@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use switchyard_providers::{Provider, Timeouts};
+use switchyard_providers::{Provider, StreamStart, Timeouts};
 use switchyard_types::{ErrorKind, GatewayError};
 
 use crate::Target;
@@ -107,6 +107,8 @@ pub struct ModelRoute {
     pub hedge: Option<HedgeAfter>,
     /// Continue a stream that breaks after it began on another target.
     pub recover_streams: bool,
+    /// When a stream attempt has answered and the client's stream begins.
+    pub stream_start: StreamStart,
     counter: AtomicUsize,
 }
 
@@ -124,6 +126,7 @@ impl ModelRoute {
             timeouts: Timeouts::default(),
             hedge: None,
             recover_streams: false,
+            stream_start: StreamStart::FirstToken,
             counter: AtomicUsize::new(0),
         }
     }

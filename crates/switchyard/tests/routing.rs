@@ -87,6 +87,50 @@ async fn a_late_first_token_moves_to_the_next_target_before_the_client_sees_a_by
 }
 
 #[tokio::test]
+async fn a_stream_that_starts_immediately_begins_before_its_first_token() {
+    let stalls = mock(&["--stall-after", "1"]); // headers and the role chunk, then nothing
+    let good = mock(&[]);
+    let targets =
+        "    targets:\n      - { provider: stalls, model: a }\n      - { provider: good, model: b, tier: 2 }\n";
+    let models = format!(
+        "  - name: held\n    targets: [{{ provider: stalls, model: a }}]\n    timeout: {{ first_token: 300ms }}\n\
+         \x20 - name: early\n    targets: [{{ provider: stalls, model: a }}]\n    timeout: {{ stall: 300ms }}\n    stream_start: immediately\n\
+         \x20 - name: restarted\n{targets}    timeout: {{ stall: 300ms }}\n    stream_start: immediately\n    recover_streams: true\n"
+    );
+    let (gw, _) = gateway(&config(&(provider("stalls", &stalls) + &provider("good", &good)), &models));
+
+    // By default the role chunk alone does not start the client's stream: with no other
+    // target, the missing first token is an HTTP error.
+    let resp = chat(&gw, "held", json!({"stream": true})).await;
+    assert_eq!(resp.status(), 504, "{}", resp.text().await.unwrap_or_default());
+
+    // Started at once, the client has its 200 and the role chunk; the stall is then a
+    // mid-stream failure, told in the stream.
+    let resp = chat(&gw, "early", json!({"stream": true})).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-provider"), "stalls");
+    let frames = sse_data(resp).await;
+    assert!(frames[0].contains("\"role\":\"assistant\""), "{frames:?}");
+    assert!(frames.iter().any(|f| f.contains("stream_stall_timeout")), "{frames:?}");
+
+    // With recovery on, the stream that stalled before its first token is asked again of the
+    // next target behind the open stream: one role chunk, the whole text, a normal end.
+    let resp = chat(&gw, "restarted", json!({"stream": true})).await;
+    assert_eq!(resp.status(), 200);
+    let frames = sse_data(resp).await;
+    assert_eq!(frames.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = frames.iter().filter_map(|f| serde_json::from_str(f).ok()).collect();
+    assert!(chunks.iter().all(|c| c["error"].is_null()), "{frames:?}");
+    let roles = chunks.iter().filter(|c| c["choices"][0]["delta"]["role"].is_string()).count();
+    assert_eq!(roles, 1, "{frames:?}");
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert!(!text.is_empty());
+    // Nothing had been said, so the second target got the request as it was.
+    let asked = &mock_stats(&good).await["last_request"]["body"]["messages"];
+    assert_eq!(asked.as_array().map(Vec::len), Some(1), "{asked}");
+}
+
+#[tokio::test]
 async fn the_breaker_opens_and_recovers() {
     let flaky = mock(&["--status", "500", "--fail-first", "3"]);
     let backup = mock(&[]);

@@ -55,6 +55,23 @@ pub enum StreamEvent {
     Error(GatewayError),
 }
 
+impl StreamEvent {
+    /// Whether the event is part of the answer itself (text, a tool call, reasoning, a refusal,
+    /// the finish), not its framing (start, role, usage) or an error: the first one is the
+    /// stream's first token.
+    pub fn is_content(&self) -> bool {
+        matches!(
+            self,
+            StreamEvent::Text { .. }
+                | StreamEvent::ToolCall { .. }
+                | StreamEvent::Reasoning { .. }
+                | StreamEvent::RedactedReasoning { .. }
+                | StreamEvent::Refusal { .. }
+                | StreamEvent::Finish { .. }
+        )
+    }
+}
+
 /// Builds the whole answer from a stream's events: what a non-streamed call would have returned.
 /// Used to keep a streamed answer in the request log, and to answer a non-streamed request from a
 /// streamed upstream.

@@ -283,6 +283,7 @@ async fn chat_attempt(
         req,
         passthrough,
         &attempt.route.timeouts,
+        attempt.route.stream_start,
     )
     .await?;
     Ok(match outcome {
@@ -505,7 +506,9 @@ fn sse_body(
     let stream = futures_util::stream::unfold(pump, |mut p| async move {
         loop {
             if let Some(frame) = p.pending.pop_front() {
-                if let Some(observed) = &mut p.observed {
+                // A stream that begins before its first token (`stream_start: immediately`)
+                // sends its opening frames first; the time to first token is the content's.
+                if let Some(observed) = p.observed.as_mut().filter(|_| p.relay.content_sent) {
                     observed.first_token();
                 }
                 return Some((Ok::<Bytes, std::convert::Infallible>(frame), p));
@@ -633,6 +636,8 @@ struct Relay {
     ended: bool,
     /// The text the client has received, for a continuation.
     text_sent: String,
+    /// Content (text, a tool call, reasoning, a refusal or the finish) has been sent.
+    content_sent: bool,
     /// Tool calls or several choices cannot be continued soundly.
     continuable: bool,
     /// The usage the upstream reported, and the error that ended the stream, for metrics.
@@ -660,6 +665,7 @@ impl Relay {
             passthrough,
             ended: false,
             text_sent: String::new(),
+            content_sent: false,
             continuable: true,
             usage: None,
             error: None,
@@ -719,6 +725,7 @@ impl Relay {
             if let Some(t) = &mut self.transcript {
                 t.push(ev);
             }
+            self.content_sent |= ev.is_content();
             match ev {
                 StreamEvent::Start { model, .. } if self.response_model.is_none() && !model.is_empty() => {
                     self.response_model = Some(model.clone());
