@@ -236,3 +236,37 @@ async fn an_anthropic_clients_broken_stream_is_continued_on_another_target() {
         assert_eq!(after, before + 1, "{kind}: the rest came from the other target");
     }
 }
+
+#[tokio::test]
+async fn an_anthropic_stream_begun_immediately_is_restarted_behind_its_message_start() {
+    let stalls = mock(&["--stall-after", "1"]); // the opening event, then nothing
+    let good = mock(&[]);
+    for kind in ["anthropic", "openai-compatible"] {
+        let cfg = format!(
+            "server:\n  master_key: {MASTER}\nproviders:\n  stalls: {{ type: {kind}, api_key: k, base_url: \"{}/v1\" }}\n\
+             \x20 good: {{ type: {kind}, api_key: k, base_url: \"{}/v1\" }}\n\
+             models:\n  - name: m\n    targets:\n      - {{ provider: stalls, model: a }}\n      - {{ provider: good, model: b, tier: 2 }}\n\
+             \x20   timeout: {{ stall: 300ms }}\n    stream_start: immediately\n    recover_streams: true\n",
+            stalls.url, good.url
+        );
+        let (gw, _) = gateway(&cfg);
+        let body =
+            json!({"model": "m", "max_tokens": 100, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+        let resp = post_messages(&gw, &body).await;
+        assert_eq!(resp.status(), 200, "{kind}");
+        let begun_by = resp.headers().get("x-switchyard-provider").and_then(|v| v.to_str().ok()).map(str::to_string);
+        assert_eq!(begun_by.as_deref(), Some("stalls"), "{kind}: the stream began with the first target");
+        let events = sse_events(resp).await;
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(!names.contains(&"error"), "{kind}: {names:?}");
+        assert_eq!(names.first(), Some(&"message_start"), "{kind}: {names:?}");
+        assert_eq!(names.iter().filter(|n| **n == "message_start").count(), 1, "{kind}: {names:?}");
+        assert_eq!(names.last(), Some(&"message_stop"), "{kind}: {names:?}");
+        let text: String = events
+            .iter()
+            .filter(|(n, _)| n == "content_block_delta")
+            .filter_map(|(_, d)| d["delta"]["text"].as_str())
+            .collect();
+        assert!(!text.is_empty(), "{kind}: {names:?}");
+    }
+}
