@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use switchyard_providers::UPSTREAM_AUTH_ERROR;
@@ -19,6 +20,17 @@ pub struct Attempt {
     /// Counts the request in flight on the target while it lives: keep it with the answer (a
     /// stream holds it until it ends).
     pub in_flight: InFlight,
+    /// Set when the answer comes before its first token; see `time_first_token_later`.
+    first_token_later: Arc<AtomicBool>,
+}
+
+impl Attempt {
+    /// For an attempt that answers before its first token (a stream begun at the upstream's
+    /// first event): the executor then takes no time-to-first-token sample when it answers,
+    /// and the caller takes it at the first token with `InFlight::first_token`.
+    pub fn time_first_token_later(&self) {
+        self.first_token_later.store(true, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -380,7 +392,7 @@ where
 }
 
 /// Makes one call and times it, holding the target's permit until it ends. A success records
-/// the time to first token.
+/// the time to first token, unless the attempt takes that sample itself later.
 async fn one<F, Fut, T>(
     attempt: &F,
     route: Arc<ModelRoute>,
@@ -393,14 +405,23 @@ where
 {
     let started = Instant::now();
     let in_flight = InFlight::new(target.clone());
-    let result = attempt(Attempt { target: target.clone(), route: route.clone(), in_flight }).await;
+    let first_token_later = Arc::new(AtomicBool::new(false));
+    let result = attempt(Attempt {
+        target: target.clone(),
+        route: route.clone(),
+        in_flight,
+        first_token_later: first_token_later.clone(),
+    })
+    .await;
     let elapsed = started.elapsed();
     // The verdict is given while the permit is held, so a failed probe reopens the breaker;
     // only then is the permit dropped (which releases a probe that got no verdict).
     let outcome = match &result {
         Ok(_) => {
             target.health.record_success();
-            target.stats.record_ttft(elapsed);
+            if !first_token_later.load(Ordering::Relaxed) {
+                target.stats.record_ttft(elapsed);
+            }
             Outcome::Answered
         }
         Err(e) => {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use switchyard_providers::Provider;
 
@@ -148,19 +148,28 @@ impl TargetStats {
 /// Counts a request in flight on a target for as long as it lives: the answer or stream holds
 /// it, so `least-busy` and `latency` see streams that are still running.
 #[derive(Debug)]
-pub struct InFlight(Arc<Target>);
+pub struct InFlight {
+    target: Arc<Target>,
+    started: Instant,
+}
 
 impl InFlight {
     pub fn new(target: Arc<Target>) -> Self {
         target.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         target.stats.requests.fetch_add(1, Ordering::Relaxed);
-        InFlight(target)
+        InFlight { target, started: Instant::now() }
+    }
+
+    /// Takes the attempt's time-to-first-token sample now, for an attempt that answered before
+    /// its first token (see `Attempt::time_first_token_later`).
+    pub fn first_token(&self) {
+        self.target.stats.record_ttft(self.started.elapsed());
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.target.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -131,6 +131,20 @@ async fn a_stream_that_starts_immediately_begins_before_its_first_token() {
 }
 
 #[tokio::test]
+async fn a_stream_begun_immediately_is_timed_at_its_first_token() {
+    // The role chunk at once, the first word 300 ms later.
+    let slow = mock(&["--chunk-delay-ms", "300", "--words", "2"]);
+    let models = "  - name: m\n    targets: [{ provider: slow, model: a }]\n    stream_start: immediately\n";
+    let (gw, _) = gateway(&config(&provider("slow", &slow), models));
+    let resp = chat(&gw, "m", json!({"stream": true})).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(sse_data(resp).await.last().map(String::as_str), Some("[DONE]"));
+    // The latency statistics see the wait for the first word, not the role chunk's arrival.
+    let ttft = admin_target(&gw, "m", 0).await["ewma_ttft_ms"].as_f64().unwrap_or(0.0);
+    assert!(ttft >= 250.0, "time to first token {ttft} ms");
+}
+
+#[tokio::test]
 async fn the_breaker_opens_and_recovers() {
     let flaky = mock(&["--status", "500", "--fail-first", "3"]);
     let backup = mock(&[]);

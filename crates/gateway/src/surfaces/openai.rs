@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use switchyard_policy::{BudgetHold, BudgetRefusal, Limits, Principal, Scope, authorize_model, nanos};
 use switchyard_protocols::{anthropic, openai, sse};
-use switchyard_providers::{ChatOutcome, EventStream, ProviderType, StreamItem};
+use switchyard_providers::{ChatOutcome, EventStream, ProviderType, StreamItem, StreamStart};
 use switchyard_router::{
     Attempt, Caller, Demand, Execution, InFlight, ModelRoute, Plan, Price, RequestView, Target, apply_rules, execute,
     execute_avoiding,
@@ -276,6 +276,11 @@ async fn chat_attempt(
 ) -> Result<ChatOutcome, GatewayError> {
     let provider = &attempt.target.provider;
     let passthrough = raw.filter(|_| Some(provider.protocol()) == req.extra.protocol);
+    // A stream begun before its first token is timed at its first token, by the relay task.
+    let begins_early = req.stream && attempt.route.stream_start == StreamStart::Immediately;
+    if begins_early {
+        attempt.time_first_token_later();
+    }
     let outcome = switchyard_providers::chat(
         &state.client,
         provider,
@@ -287,7 +292,9 @@ async fn chat_attempt(
     )
     .await?;
     Ok(match outcome {
-        ChatOutcome::Stream(s) => ChatOutcome::Stream(decouple(s, attempt.in_flight, attempt.route.timeouts.stall)),
+        ChatOutcome::Stream(s) => {
+            ChatOutcome::Stream(decouple(s, attempt.in_flight, attempt.route.timeouts.stall, begins_early))
+        }
         whole => whole,
     })
 }
@@ -300,12 +307,14 @@ const STREAM_BUFFER: usize = 16;
 /// provider's generation, open for ever, since nothing polls a stream nobody writes out; here,
 /// when the client has taken nothing for `stall`, or has gone, the upstream is dropped. The task
 /// also holds the attempt's in-flight count, so it lasts exactly as long as the upstream stream.
-fn decouple(mut upstream: EventStream, in_flight: InFlight, stall: Duration) -> EventStream {
+/// With `time_first_token`, the task takes the target's time-to-first-token sample when the
+/// first content passes.
+fn decouple(mut upstream: EventStream, in_flight: InFlight, stall: Duration, time_first_token: bool) -> EventStream {
     let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
     let abandoned = Arc::new(AtomicBool::new(false));
     let gave_up = abandoned.clone();
     tokio::spawn(async move {
-        let _in_flight = in_flight;
+        let mut timing = time_first_token;
         loop {
             let item = tokio::select! {
                 item = upstream.next() => item,
@@ -313,6 +322,10 @@ fn decouple(mut upstream: EventStream, in_flight: InFlight, stall: Duration) -> 
                 () = tx.closed() => return,
             };
             let Some(item) = item else { return };
+            if timing && item.events.iter().any(StreamEvent::is_content) {
+                in_flight.first_token();
+                timing = false;
+            }
             if !matches!(tokio::time::timeout(stall, tx.send(item)).await, Ok(Ok(()))) {
                 gave_up.store(true, Ordering::Relaxed);
                 return;
