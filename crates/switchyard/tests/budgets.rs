@@ -135,8 +135,7 @@ async fn a_key_budget_refuses_with_402_once_spent_and_alerts_the_webhook() {
     assert_eq!(got[0]["threshold"], 0.5);
     assert!(close(got[0]["spent_usd"].as_f64().unwrap_or(0.0), 0.05), "{got:?}");
     assert_eq!(got[0]["auth"], "Bearer hook-secret");
-    let metrics = client().get(format!("{}/metrics", gw.url)).send().await.unwrap_or_else(|e| panic!("{e}"));
-    let text = metrics.text().await.unwrap_or_default();
+    let text = metrics(&gw).await;
     assert!(text.contains("switchyard_budget_rejections_total{owner=\"key\"} 1"), "metrics: rejections");
     assert!(text.contains("switchyard_budget_alerts_total{outcome=\"sent\"} 1"), "metrics: alerts");
 }
@@ -255,11 +254,6 @@ async fn three_instances_hold_one_budget_under_concurrent_streams() {
     assert!(close(shown, total), "Redis holds ${shown}, the answers cost ${total}");
 }
 
-async fn metrics_text(url: &str) -> String {
-    let metrics = client().get(format!("{url}/metrics")).send().await.unwrap_or_else(|e| panic!("{e}"));
-    metrics.text().await.unwrap_or_default()
-}
-
 #[tokio::test]
 async fn stopping_postgres_mid_load_loses_no_spend() {
     let up = mock(&[]);
@@ -290,7 +284,7 @@ async fn stopping_postgres_mid_load_loses_no_spend() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     reachable.store(false, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let text = metrics_text(&gw.url).await;
+    let text = metrics(&gw).await;
     let queued =
         text.lines().find_map(|l| l.strip_prefix("switchyard_record_queue ")).and_then(|v| v.parse::<f64>().ok());
     reachable.store(true, Ordering::SeqCst);
@@ -311,7 +305,7 @@ async fn stopping_postgres_mid_load_loses_no_spend() {
             break;
         }
         if Instant::now() > deadline {
-            let dropped: Vec<String> = metrics_text(&gw.url)
+            let dropped: Vec<String> = metrics(&gw)
                 .await
                 .lines()
                 .filter(|l| l.starts_with("switchyard_records_dropped_total"))

@@ -40,8 +40,7 @@ async fn requests_per_minute_count_down_then_refuse_with_retry_after() {
     // Other keys have their own counts.
     assert_eq!(post(&url, Some(MASTER), &body).await.status(), 200);
     assert_eq!(requests_to(&up).await, 4, "the refused request never reached the provider");
-    let metrics = client().get(format!("{}/metrics", gw.url)).send().await.unwrap_or_else(|e| panic!("{e}"));
-    let text = metrics.text().await.unwrap_or_default();
+    let text = metrics(&gw).await;
     assert!(text.contains("switchyard_limit_rejections_total{code=\"rate_limit_exceeded\"} 1"), "{text}");
 }
 

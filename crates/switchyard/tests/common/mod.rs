@@ -112,6 +112,12 @@ pub async fn mock_stats(mock: &Proc) -> serde_json::Value {
     json(client().get(format!("{}/mock/stats", mock.url)).send().await.unwrap_or_else(|e| panic!("{e}"))).await
 }
 
+/// The gateway's Prometheus exposition.
+pub async fn metrics(gw: &Proc) -> String {
+    let resp = client().get(format!("{}/metrics", gw.url)).send().await.unwrap_or_else(|e| panic!("{e}"));
+    resp.text().await.unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Reads an SSE body into its `data:` payloads.
 pub async fn sse_data(resp: reqwest::Response) -> Vec<String> {
     let text = resp.text().await.unwrap_or_else(|e| panic!("{e}"));
