@@ -125,6 +125,25 @@ pub(crate) fn add_effort(
         Some(effort);
 }
 
+/// A Claude conversation's turns as Anthropic's Messages API and Bedrock's Converse API take
+/// them: user and assistant alternating, so consecutive turns of one role become one.
+#[derive(Default)]
+pub(crate) struct Turns(Vec<(switchyard_types::Role, Vec<Value>)>);
+
+impl Turns {
+    pub(crate) fn push(&mut self, role: switchyard_types::Role, blocks: Vec<Value>) {
+        match self.0.last_mut() {
+            Some((last, prev)) if *last == role => prev.extend(blocks),
+            _ => self.0.push((role, blocks)),
+        }
+    }
+
+    pub(crate) fn into_json(self) -> Vec<Value> {
+        let role = |r| if r == switchyard_types::Role::User { "user" } else { "assistant" };
+        self.0.into_iter().map(|(r, content)| json!({"role": role(r), "content": content})).collect()
+    }
+}
+
 pub(crate) fn finish_from(reason: &str) -> FinishReason {
     match reason {
         "end_turn" | "stop_sequence" => FinishReason::Stop,

@@ -16,7 +16,7 @@ use switchyard_types::{
 
 use super::response::assistant_turn;
 use super::{
-    BLOCKS, DOCUMENT, IS_ERROR, THINKING_EXTRA, THINKING_OFF, add_effort, block_kind, effort_budget, keep_order,
+    BLOCKS, DOCUMENT, IS_ERROR, THINKING_EXTRA, THINKING_OFF, Turns, add_effort, block_kind, effort_budget, keep_order,
 };
 use crate::openai::from_object;
 
@@ -634,7 +634,7 @@ fn encode_part(p: &ContentPart) -> Result<Value, GatewayError> {
 }
 
 fn encode_messages(messages: &[Message]) -> Result<Vec<Value>, GatewayError> {
-    let mut out: Vec<(Role, Vec<Value>)> = Vec::new();
+    let mut turns = Turns::default();
     for m in messages {
         let (role, blocks) = match m.role {
             Role::Tool => {
@@ -672,14 +672,7 @@ fn encode_messages(messages: &[Message]) -> Result<Vec<Value>, GatewayError> {
         {
             blocks.extend(others.iter().cloned());
         }
-        // Anthropic wants turns to alternate: consecutive turns of one role become one.
-        match out.last_mut() {
-            Some((last, prev)) if *last == role => prev.extend(blocks),
-            _ => out.push((role, blocks)),
-        }
+        turns.push(role, blocks);
     }
-    Ok(out
-        .into_iter()
-        .map(|(role, content)| json!({"role": if role == Role::User { "user" } else { "assistant" }, "content": content}))
-        .collect())
+    Ok(turns.into_json())
 }

@@ -19,7 +19,7 @@ use super::content::{
     string, string_field, user_blocks,
 };
 use super::{SYSTEM_TOOLS, merge_missing};
-use crate::anthropic::{THINKING_OFF, add_effort, effort_budget};
+use crate::anthropic::{THINKING_OFF, Turns, add_effort, effort_budget};
 use crate::openai::from_object;
 
 #[derive(Deserialize)]
@@ -401,23 +401,16 @@ fn refuse_unsupported(req: &ChatRequest) -> Result<(), GatewayError> {
 }
 
 fn encode_messages(messages: &[Message]) -> Result<Vec<Value>, GatewayError> {
-    let mut turns: Vec<(Role, Vec<Value>)> = Vec::new();
+    let mut turns = Turns::default();
     for (i, m) in messages.iter().enumerate() {
         let (role, blocks) = match m.role {
             Role::Tool => (Role::User, encode_tool_result(m, i)?),
             Role::User => (Role::User, user_blocks(m, i)?),
             Role::Assistant => (Role::Assistant, assistant_blocks(m, i, true)?),
         };
-        // Turns must alternate: consecutive turns of one role become one.
-        match turns.last_mut() {
-            Some((last, prev)) if *last == role => prev.extend(blocks),
-            _ => turns.push((role, blocks)),
-        }
+        turns.push(role, blocks);
     }
-    Ok(turns
-        .into_iter()
-        .map(|(role, content)| json!({"role": if role == Role::User { "user" } else { "assistant" }, "content": content}))
-        .collect())
+    Ok(turns.into_json())
 }
 
 fn encode_system(system: &[SystemPrompt]) -> Result<Vec<Value>, GatewayError> {
